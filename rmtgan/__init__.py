@@ -1,0 +1,31 @@
+"""rmtgan: deterministic equivalents for Gram matrices of mixtures and of GAN features.
+
+Conventions: data arrays are ``(n_samples, n_features) = (n, p)``; the Gram matrix
+is ``G = X^T X / p`` with ``X = data.T`` (``p x n``).
+
+Main entry points
+-----------------
+MixtureModel        validated class sizes, means, covariances
+solve               the fixed point delta(z) of the Gram resolvent
+gram_spectrum       limiting spectrum of G: density, support, atom, CDF, quantiles
+
+``import rmtgan`` never imports torch; the GAN adapter lives in ``rmtgan.gan``.
+"""
+
+from rmtgan.model import EigenForm, MixtureModel, MomentAccumulator
+from rmtgan.solver import ConvergenceError, SolveResult, solve
+from rmtgan.spectrum import GramSpectrum, SupportInterval, gram_spectrum
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceError",
+    "EigenForm",
+    "GramSpectrum",
+    "MixtureModel",
+    "MomentAccumulator",
+    "SolveResult",
+    "SupportInterval",
+    "gram_spectrum",
+    "solve",
+]

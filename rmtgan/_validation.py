@@ -1,0 +1,138 @@
+"""Input validation shared by the public entry points.
+
+Validation happens once, at the boundary (model construction, public function
+arguments); inner code trusts what passed through here.  Every failure raises a
+``TypeError`` (wrong kind of object) or ``ValueError`` (wrong value or shape)
+whose message names the argument and, where it applies, the offending entry.
+Nothing is repaired silently.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_real_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 array, or raise naming ``name``."""
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = np.asarray(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got a complex array")
+    arr = np.asarray(arr, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} contains a non-finite value ({arr[idx]!r}) at index {idx}")
+    return arr
+
+
+def as_points(z, name: str = "z") -> np.ndarray:
+    """Return evaluation points as a complex128 array; NaN/inf are rejected."""
+    arr = np.asarray(z)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.complex128)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} contains a non-finite value ({arr[idx]!r}) at index {idx}")
+    return arr
+
+
+def as_real_points(x, name: str = "x") -> np.ndarray:
+    """Return real evaluation points as float64; NaN/inf/complex are rejected."""
+    return as_real_array(x, name)
+
+
+def as_sizes(sizes, name: str = "sizes") -> np.ndarray:
+    """Validate class sizes: a 1-d sequence of positive integers."""
+    arr = np.asarray(sizes)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d sequence of class sizes, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: a model needs at least one class")
+    out = np.empty(arr.size, dtype=np.int64)
+    for a, v in enumerate(arr.tolist()):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}[{a}] must be a positive integer, got {v!r}")
+        if not np.isfinite(v) or v != int(v):
+            raise ValueError(f"{name}[{a}] must be a positive integer, got {v!r}")
+        if v <= 0:
+            raise ValueError(f"{name}[{a}] must be positive, got {v!r}")
+        out[a] = int(v)
+    return out
+
+
+def as_positive_int(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {v!r}")
+    return int(v)
+
+
+def as_labels(labels, n: int, name: str = "labels") -> np.ndarray:
+    """Validate a 1-d label vector of length ``n`` (integers or strings)."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has length {arr.shape[0]} but the data have {n} samples")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{name} must be integer class labels, got non-integer floats")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iuUSb":
+        raise TypeError(f"{name} must hold integer or string class labels, got dtype {arr.dtype}")
+    return arr
+
+
+def as_numeric_matrix(x, name: str) -> np.ndarray:
+    """Return ``x`` as a non-empty 2-d real numeric array, without copying or casting it.
+
+    For inputs whose float64 copy may not fit in memory (float32 arrays, memory
+    maps): the dtype and shape are checked here; finiteness is checked block by
+    block by the caller with :func:`check_finite_block`.
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got a complex array")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have 2 dimensions (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}")
+    return arr
+
+
+def check_finite_block(block: np.ndarray, name: str, row_offset: int = 0, transposed: bool = False) -> None:
+    """Raise ``ValueError`` naming the (row, column) of the first NaN/inf in ``block``.
+
+    ``block`` holds rows ``row_offset, row_offset + 1, ...`` of ``name`` (of its
+    transpose when ``transposed``); the reported index is in ``name``'s own axes.
+    """
+    if np.issubdtype(block.dtype, np.integer) or np.issubdtype(block.dtype, np.bool_):
+        return
+    finite = np.isfinite(block)
+    if finite.all():
+        return
+    r, c = (int(i) for i in np.argwhere(~finite)[0])
+    value = block[r, c]
+    r += row_offset
+    if transposed:
+        r, c = c, r
+    raise ValueError(f"{name} contains a non-finite value ({value!r}) at row {r}, column {c}")

@@ -1,0 +1,541 @@
+"""The k-class mixture model: class sizes, means and covariances.
+
+Conventions
+-----------
+A sample of class ``a`` is a vector ``x`` in ``R^p`` with mean ``mu_a`` and
+*centred* covariance ``C_a``.  Class ``a`` holds ``n_a`` samples, ``n = sum n_a``.
+The object of interest is the Gram matrix ``G = X^T X / p`` (``n x n``) where the
+paper's ``X`` is ``p x n``.  **Data arrays in this library are
+``(n_samples, n_features) = (n, p)``**, i.e. ``X = data.T``.
+
+Ratios: ``c_a = n_a / p`` and ``gamma = n / p``.
+
+A :class:`MixtureModel` is validated once when it is built; every solver trusts
+it afterwards.  Covariances are stored either dense ``(k, p, p)`` or in
+*commuting* (eigen) form ``C_a = U diag(eigenvalues[a]) U^T`` with one shared
+orthogonal ``U``; a dense model whose covariances commute is detected on first
+use and takes the fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import scipy.linalg
+
+from rmtgan._validation import as_labels, as_positive_int, as_real_array, as_sizes
+
+__all__ = ["MixtureModel", "MomentAccumulator", "EigenForm"]
+
+#: relative tolerance for symmetry of a covariance (max-abs norm).
+SYMMETRY_RTOL = 1e-8
+#: relative tolerance for the smallest admissible eigenvalue, ``-PSD_RTOL * ||C||``.
+PSD_RTOL = 1e-9
+#: relative tolerance under which covariances are declared to commute.
+COMMUTE_RTOL = 1e-10
+
+
+@dataclass(frozen=True)
+class EigenForm:
+    """Commuting covariances ``C_a = U diag(eigenvalues[a]) U^T``.
+
+    Attributes
+    ----------
+    eigenvalues : ndarray, shape (k, p)
+        Eigenvalue ``lambda_{a,i}`` of class ``a`` along basis vector ``i``.
+    basis : ndarray of shape (p, p) or None
+        The orthogonal ``U`` (columns are the shared eigenvectors); ``None``
+        means the identity (diagonal covariances).
+    """
+
+    eigenvalues: np.ndarray
+    basis: np.ndarray | None
+
+    def rotate(self, vectors: np.ndarray) -> np.ndarray:
+        """Coordinates ``U^T v`` of the columns of ``vectors`` (p, m)."""
+        return vectors if self.basis is None else self.basis.T @ vectors
+
+
+class MixtureModel:
+    r"""A k-class mixture: sizes ``n_a``, means ``mu_a``, covariances ``C_a``.
+
+    Parameters
+    ----------
+    means : array_like, shape (k, p)
+        Class means ``mu_a`` (row ``a``).  Use zeros for a bulk-only model.
+    covariances : array_like, shape (k, p, p)
+        Centred class covariances ``C_a``: real, symmetric (relative tolerance
+        ``1e-8``) and positive semi-definite (eigenvalues ``>= -1e-9 p max|C_a|``).
+    sizes : sequence of int, length k
+        Class sizes ``n_a`` (positive integers); ``n = sum(sizes)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument, the class and the value that is wrong.
+
+    Notes
+    -----
+    Under the model, ``G = X^T X / p`` with ``X = data.T`` has a limiting
+    spectrum described by the fixed point of :func:`rmtgan.solve`.
+    """
+
+    def __init__(self, means, covariances, sizes):
+        cov = as_real_array(covariances, "covariances")
+        if cov.ndim != 3 or cov.shape[1] != cov.shape[2]:
+            raise ValueError(
+                f"covariances must have shape (k, p, p), got {cov.shape}"
+            )
+        k, p = cov.shape[0], cov.shape[1]
+        if k == 0 or p == 0:
+            raise ValueError(f"covariances is empty (shape {cov.shape}): a model needs k >= 1 and p >= 1")
+        for a in range(k):
+            _check_covariance(cov[a], a)
+        self._init_common(means, sizes, k, p)
+        self._cov = cov
+        self._eigen: EigenForm | None = None
+        self._eigen_checked = False
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def from_eigen(cls, eigenvalues, sizes, means=None, basis=None) -> MixtureModel:
+        r"""Build a model with commuting covariances ``C_a = U diag(eigenvalues[a]) U^T``.
+
+        Parameters
+        ----------
+        eigenvalues : array_like, shape (k, p)
+            Non-negative eigenvalues ``lambda_{a,i}`` (negative values down to
+            ``-1e-9 max|lambda|`` are accepted as rounding noise).
+        sizes : sequence of int, length k
+            Class sizes ``n_a``.
+        means : array_like, shape (k, p), optional
+            Class means, in the *original* coordinates; zeros by default.
+        basis : array_like, shape (p, p), optional
+            Orthogonal ``U`` whose columns are the common eigenvectors; the
+            identity by default (diagonal covariances).
+        """
+        lam = as_real_array(eigenvalues, "eigenvalues")
+        if lam.ndim == 1:
+            raise ValueError(
+                f"eigenvalues must have shape (k, p), got {lam.shape}; use eigenvalues[None] for one class"
+            )
+        if lam.ndim != 2 or lam.shape[0] == 0 or lam.shape[1] == 0:
+            raise ValueError(f"eigenvalues must have shape (k, p) with k, p >= 1, got {lam.shape}")
+        k, p = lam.shape
+        scale = np.max(np.abs(lam), axis=1)
+        for a in range(k):
+            i = int(np.argmin(lam[a]))
+            if lam[a, i] < -PSD_RTOL * max(scale[a], np.finfo(float).tiny):
+                raise ValueError(
+                    f"covariance of class {a} is not positive semi-definite: eigenvalue {i} is {lam[a, i]!r}"
+                )
+        U = None
+        if basis is not None:
+            U = as_real_array(basis, "basis", ndim=2)
+            if U.shape != (p, p):
+                raise ValueError(f"basis must have shape (p, p) = ({p}, {p}), got {U.shape}")
+            err = np.max(np.abs(U.T @ U - np.eye(p)))
+            if err > 1e-8:
+                raise ValueError(f"basis is not orthogonal: max |U^T U - I| = {err:.3g}")
+        self = cls.__new__(cls)
+        self._init_common(means, sizes, k, p)
+        self._cov = None
+        self._eigen = EigenForm(lam, U)
+        self._eigen_checked = True
+        return self
+
+    @classmethod
+    def isotropic(cls, variances, sizes, p: int, means=None) -> MixtureModel:
+        """Classes with covariance ``sigma_a^2 I_p`` (``variances[a] = sigma_a^2``)."""
+        p = as_positive_int(p, "p")
+        var = as_real_array(variances, "variances", ndim=1)
+        return cls.from_eigen(np.repeat(var[:, None], p, axis=1), sizes, means=means)
+
+    @classmethod
+    def from_features(cls, features, labels, sizes=None) -> MixtureModel:
+        """Estimate class means and covariances from labelled features.
+
+        Parameters
+        ----------
+        features : array_like, shape (n_samples, p)
+            One feature vector per row.
+        labels : array_like, shape (n_samples,)
+            Class label of each row (integers or strings); classes are ordered
+            as ``numpy.unique(labels)``.
+        sizes : sequence of int, optional
+            Class sizes ``n_a`` of the Gram matrix to predict; by default the
+            class counts in ``features``.
+
+        Notes
+        -----
+        Covariances are the unbiased estimates (divided by ``count - 1``),
+        accumulated in float64 with a numerically stable pairwise update.
+        """
+        acc = MomentAccumulator()
+        acc.update(features, labels)
+        return acc.to_model(sizes)
+
+    def _init_common(self, means, sizes, k: int, p: int) -> None:
+        n_a = as_sizes(sizes)
+        if n_a.size != k:
+            raise ValueError(f"sizes has {n_a.size} entries but there are k = {k} classes")
+        if means is None:
+            mu = np.zeros((k, p))
+        else:
+            mu = as_real_array(means, "means")
+            if mu.shape != (k, p):
+                raise ValueError(f"means must have shape (k, p) = ({k}, {p}), got {mu.shape}")
+        self._means = mu
+        self._sizes = n_a
+        self._k = k
+        self._p = p
+        self._factors: list[np.ndarray] | None = None
+        self.class_labels = np.arange(k)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def k(self) -> int:
+        """Number of classes."""
+        return self._k
+
+    @property
+    def p(self) -> int:
+        """Dimension of the feature space."""
+        return self._p
+
+    @property
+    def n(self) -> int:
+        """Total number of samples ``sum(sizes)``."""
+        return int(self._sizes.sum())
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Class sizes ``n_a`` (int64 copy)."""
+        return self._sizes.copy()
+
+    @property
+    def ratios(self) -> np.ndarray:
+        """``c_a = n_a / p``."""
+        return self._sizes / self._p
+
+    @property
+    def gamma(self) -> float:
+        """``n / p``."""
+        return self.n / self._p
+
+    @property
+    def means(self) -> np.ndarray:
+        """Class means, shape (k, p)."""
+        return self._means
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """Dense covariances, shape (k, p, p) (materialised for eigen-form models)."""
+        if self._cov is None:
+            lam, U = self._eigen.eigenvalues, self._eigen.basis
+            if U is None:
+                self._cov = np.stack([np.diag(la) for la in lam])
+            else:
+                self._cov = np.einsum("ij,aj,kj->aik", U, lam, U)
+        return self._cov
+
+    @property
+    def eigen(self) -> EigenForm | None:
+        """The commuting form of the covariances, or ``None`` if they do not commute.
+
+        For a dense model this is detected on first access (pairwise commutators
+        below ``1e-10`` relative, then a joint eigenbasis from a generic linear
+        combination, verified to the same tolerance).
+        """
+        if not self._eigen_checked:
+            self._eigen = _detect_commuting(self._cov)
+            self._eigen_checked = True
+        return self._eigen
+
+    @property
+    def is_commuting(self) -> bool:
+        """Whether the fast (commuting) path applies."""
+        return self.eigen is not None
+
+    def traces(self) -> np.ndarray:
+        """``(1/p) tr C_a`` for each class."""
+        if self._eigen is not None:
+            return self._eigen.eigenvalues.mean(axis=1)
+        return np.trace(self._cov, axis1=1, axis2=2) / self._p
+
+    def spectral_norms(self) -> np.ndarray:
+        """Largest eigenvalue of each ``C_a``."""
+        if self._eigen is not None:
+            return self._eigen.eigenvalues.max(axis=1)
+        return np.array([scipy.linalg.eigvalsh(c, subset_by_index=[self._p - 1, self._p - 1])[0]
+                         for c in self._cov])
+
+    def ranks(self, rtol: float = 1e-10) -> list[np.ndarray]:
+        """Orthonormal bases of the ranges of the covariances (for the atom at 0)."""
+        out = []
+        for a in range(self._k):
+            if self._eigen is not None:
+                lam = self._eigen.eigenvalues[a]
+                keep = lam > rtol * max(np.max(np.abs(lam)), np.finfo(float).tiny)
+                U = self._eigen.basis
+                out.append(np.eye(self._p)[:, keep] if U is None else U[:, keep])
+            else:
+                w, V = scipy.linalg.eigh(self._cov[a])
+                keep = w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)
+                out.append(V[:, keep])
+        return out
+
+    def zero_mass(self) -> float:
+        r"""Mass at 0 of the limiting spectrum of ``G`` (the atom).
+
+        Gaussian columns drawn from the ranges of the ``C_a`` are in general
+        position, so ``rank X = min_S ( sum_{a not in S} n_a + dim sum_{a in S} range C_a )``
+        (Rado's theorem on the union of the class matroids); the atom is
+        ``1 - rank X / n``.  For full-rank covariances this is ``max(0, 1 - p/n)``.
+        """
+        k, n = self._k, self.n
+        if self._eigen is not None:
+            lam = self._eigen.eigenvalues
+            pos = lam > 1e-10 * np.maximum(np.max(np.abs(lam), axis=1, keepdims=True), np.finfo(float).tiny)
+            dims = lambda S: int(np.count_nonzero(pos[list(S)].any(axis=0)))  # noqa: E731
+        else:
+            bases = self.ranks()
+
+            def dims(S):
+                if not S:
+                    return 0
+                B = np.concatenate([bases[a] for a in S], axis=1)
+                if B.shape[1] == 0:
+                    return 0
+                s = np.linalg.svd(B, compute_uv=False)
+                return int(np.count_nonzero(s > 1e-8 * s[0]))
+        best = n
+        for r in range(k + 1):
+            for S in combinations(range(k), r):
+                outside = int(sum(self._sizes[a] for a in range(k) if a not in S))
+                best = min(best, outside + dims(S))
+        return 1.0 - best / n
+
+    # ------------------------------------------------------------------ variants
+    def with_sizes(self, sizes) -> MixtureModel:
+        """The same moments with other class sizes."""
+        return self._replace(sizes=sizes)
+
+    def with_means(self, means) -> MixtureModel:
+        """The same covariances and sizes with other means."""
+        return self._replace(means=means)
+
+    def scaled(self, s: float) -> MixtureModel:
+        """Covariances multiplied by ``s`` and means by ``sqrt(s)`` (``G -> s G``)."""
+        s = float(s)
+        if not np.isfinite(s) or s <= 0:
+            raise ValueError(f"scale must be positive and finite, got {s!r}")
+        return self._replace(means=self._means * np.sqrt(s), scale=s)
+
+    def _replace(self, means=None, sizes=None, scale: float = 1.0) -> MixtureModel:
+        means = self._means if means is None else means
+        sizes = self._sizes if sizes is None else sizes
+        if self._cov is None or (self._eigen_checked and self._eigen is not None and self._eigen.basis is None):
+            e = self.eigen
+            return MixtureModel.from_eigen(e.eigenvalues * scale, sizes, means=means, basis=e.basis)
+        new = MixtureModel.__new__(MixtureModel)
+        new._init_common(means, sizes, self._k, self._p)
+        new._cov = self._cov * scale
+        new._eigen_checked = self._eigen_checked
+        new._eigen = None if self._eigen is None else EigenForm(self._eigen.eigenvalues * scale, self._eigen.basis)
+        return new
+
+    # ------------------------------------------------------------------ sampling
+    def _factor(self, a: int) -> np.ndarray:
+        """A ``p x p`` square root ``L_a`` with ``L_a L_a^T = C_a`` (cached)."""
+        if self._factors is None:
+            self._factors = [None] * self._k
+        if self._factors[a] is None:
+            if self._eigen is not None:
+                lam = np.clip(self._eigen.eigenvalues[a], 0.0, None)  # rounding noise only (validated)
+                U = self._eigen.basis
+                self._factors[a] = np.sqrt(lam) if U is None else U * np.sqrt(lam)
+            else:
+                w, V = scipy.linalg.eigh(self._cov[a])
+                self._factors[a] = V * np.sqrt(np.clip(w, 0.0, None))
+        return self._factors[a]
+
+    def sample(self, sizes=None, *, rng=None, chunk_size: int = 4096, dtype=np.float64):
+        """Draw a Gaussian-surrogate data set with the model's moments.
+
+        Parameters
+        ----------
+        sizes : sequence of int, optional
+            Samples per class (default: the model's sizes).
+        rng : int or numpy.random.Generator, optional
+            Seed or generator.
+        chunk_size : int
+            Rows generated per block (bounds the temporary memory).
+        dtype : numpy dtype
+            Output dtype (computations are float64).
+
+        Returns
+        -------
+        data : ndarray, shape (n, p)
+            Rows grouped by class, class 0 first.
+        labels : ndarray, shape (n,)
+            Class index of each row.
+        """
+        sizes = self._sizes if sizes is None else as_sizes(sizes)
+        if len(sizes) != self._k:
+            raise ValueError(f"sizes has {len(sizes)} entries but the model has k = {self._k} classes")
+        n = int(np.sum(sizes))
+        out = np.empty((n, self._p), dtype=dtype)
+        labels = np.repeat(np.arange(self._k), sizes)
+        start = 0
+        for lo, block, lab in self.iter_samples(sizes, rng=rng, chunk_size=chunk_size):
+            out[lo:lo + block.shape[0]] = block
+            start = lo + block.shape[0]
+        assert start == n
+        return out, labels
+
+    def iter_samples(self, sizes=None, *, rng=None, chunk_size: int = 4096) -> Iterator:
+        """Yield ``(offset, block, labels)`` chunks of a Gaussian-surrogate draw."""
+        sizes = self._sizes if sizes is None else as_sizes(sizes)
+        chunk_size = as_positive_int(chunk_size, "chunk_size")
+        gen = np.random.default_rng(rng)
+        offset = 0
+        for a in range(self._k):
+            L = self._factor(a)
+            left = int(sizes[a])
+            while left > 0:
+                b = min(chunk_size, left)
+                Z = gen.standard_normal((b, self._p))
+                block = (Z * L if L.ndim == 1 else Z @ L.T) + self._means[a]
+                yield offset, block, np.full(b, a)
+                offset += b
+                left -= b
+
+    def __repr__(self) -> str:
+        kind = "commuting" if (self._eigen_checked and self._eigen is not None) else "dense"
+        return f"MixtureModel(k={self._k}, p={self._p}, sizes={self._sizes.tolist()}, {kind})"
+
+
+def _check_covariance(c: np.ndarray, a: int) -> None:
+    scale = float(np.max(np.abs(c)))
+    asym = float(np.max(np.abs(c - c.T)))
+    if asym > SYMMETRY_RTOL * max(scale, np.finfo(float).tiny):
+        raise ValueError(
+            f"covariance of class {a} is not symmetric: max |C - C^T| = {asym:.3g} (max |C| = {scale:.3g})"
+        )
+    if scale == 0.0:
+        return
+    tau = PSD_RTOL * scale * c.shape[0]
+    try:
+        scipy.linalg.cholesky(c + tau * np.eye(c.shape[0]), lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        w = scipy.linalg.eigvalsh(c, subset_by_index=[0, 0])[0]
+        raise ValueError(
+            f"covariance of class {a} is not positive semi-definite: smallest eigenvalue {w:.6g}"
+        ) from None
+
+
+def _detect_commuting(cov: np.ndarray) -> EigenForm | None:
+    k, p = cov.shape[0], cov.shape[1]
+    offdiag = np.abs(cov).sum(axis=(1, 2)) - np.abs(np.diagonal(cov, axis1=1, axis2=2)).sum(axis=1)
+    if np.all(offdiag == 0):
+        return EigenForm(np.diagonal(cov, axis1=1, axis2=2).copy(), None)
+    norms = np.linalg.norm(cov, axis=(1, 2))
+    for a, b in combinations(range(k), 2):
+        comm = cov[a] @ cov[b]
+        err = np.linalg.norm(comm - comm.T)
+        if err > COMMUTE_RTOL * norms[a] * norms[b]:
+            return None
+    # joint eigenbasis from a generic combination (distinct weights split degeneracies)
+    weights = 1.0 + np.sqrt(np.arange(2, k + 2)) / 7.0
+    combo = np.tensordot(weights / np.maximum(norms, np.finfo(float).tiny), cov, axes=1)
+    _, U = scipy.linalg.eigh(combo)
+    lam = np.empty((k, p))
+    for a in range(k):
+        D = U.T @ cov[a] @ U
+        lam[a] = np.diagonal(D)
+        off = np.linalg.norm(D - np.diag(lam[a]))
+        if off > COMMUTE_RTOL * 10 * max(norms[a], np.finfo(float).tiny):
+            return None
+    return EigenForm(lam, U)
+
+
+class MomentAccumulator:
+    """Streaming, numerically stable class means and covariances.
+
+    Feed labelled batches with :meth:`update`; read :attr:`means`,
+    :attr:`covariances` (unbiased) and :attr:`counts` at any time, or build a
+    :class:`MixtureModel` with :meth:`to_model`.  Accumulation is in float64;
+    batches are merged with the pairwise (Chan et al.) update, so large means do
+    not cancel the covariance.
+
+    Parameters
+    ----------
+    n_features : int, optional
+        Feature dimension ``p``; fixed by the first batch otherwise.
+    """
+
+    def __init__(self, n_features: int | None = None):
+        self._p = None if n_features is None else as_positive_int(n_features, "n_features")
+        self._count: dict = {}
+        self._mean: dict = {}
+        self._m2: dict = {}
+
+    def update(self, batch, labels) -> MomentAccumulator:
+        """Add a batch ``(b, p)`` with its labels ``(b,)``; returns ``self``."""
+        X = as_real_array(batch, "features", ndim=2)
+        if self._p is None:
+            self._p = X.shape[1]
+        elif X.shape[1] != self._p:
+            raise ValueError(f"features have {X.shape[1]} columns, expected p = {self._p}")
+        lab = as_labels(labels, X.shape[0])
+        for cls in np.unique(lab):
+            key = cls.item()
+            rows = X[lab == cls]
+            m = rows.shape[0]
+            mu_b = rows.mean(axis=0)
+            D = rows - mu_b
+            m2_b = D.T @ D
+            if key not in self._count:
+                self._count[key], self._mean[key], self._m2[key] = m, mu_b, m2_b
+                continue
+            na = self._count[key]
+            tot = na + m
+            d = mu_b - self._mean[key]
+            self._mean[key] = self._mean[key] + d * (m / tot)
+            self._m2[key] = self._m2[key] + m2_b + np.outer(d, d) * (na * m / tot)
+            self._count[key] = tot
+        return self
+
+    @property
+    def classes(self) -> list:
+        """Class labels seen so far, sorted."""
+        return sorted(self._count)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.array([self._count[c] for c in self.classes], dtype=np.int64)
+
+    @property
+    def means(self) -> np.ndarray:
+        return np.stack([self._mean[c] for c in self.classes])
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """Unbiased covariances ``M2 / (count - 1)``, shape (k, p, p)."""
+        for c in self.classes:
+            if self._count[c] < 2:
+                raise ValueError(f"class {c!r} has {self._count[c]} sample(s); a covariance needs at least 2")
+        return np.stack([0.5 * (self._m2[c] + self._m2[c].T) / (self._count[c] - 1) for c in self.classes])
+
+    def to_model(self, sizes=None) -> MixtureModel:
+        """A :class:`MixtureModel` with the estimated moments (sizes default to the counts)."""
+        if not self._count:
+            raise ValueError("no features were accumulated")
+        cov = self.covariances
+        model = MixtureModel(self.means, cov, self.counts if sizes is None else sizes)
+        model.class_labels = np.array(self.classes)
+        return model

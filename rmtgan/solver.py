@@ -1,0 +1,429 @@
+r"""Solving the fixed-point equations of the Gram resolvent.
+
+For ``z`` in ``C \ R_+`` the vector ``delta(z) in C^k`` is the unique solution with
+``Im z > 0 => Im delta_a > 0`` (the Herglotz branch) of
+
+.. math::
+
+    \delta_a = t_a(\delta) = \frac1p \operatorname{tr} C_a R(z),\qquad
+    R(z) = \Big(\sum_b \frac{c_b C_b}{1+\delta_b} - z I_p\Big)^{-1},
+    \qquad c_b = n_b / p .
+
+Everything downstream (Stieltjes transform, density, support, spikes) is a
+function of ``delta``.  This module holds
+
+* the *backends* that evaluate ``t``, its Jacobian ``dt/ddelta``, ``dt/dz`` and
+  ``M^T R M`` at a batch of points: :class:`CommutingBackend` (numba kernels,
+  ``O(p k^2)`` per point) and :class:`DenseBackend` (LAPACK, ``O(p^3)``);
+* a batched Newton method with the exact Jacobian and a Herglotz-preserving
+  step control (:func:`newton`);
+* a continuation in ``Im z`` that makes Newton globally reliable
+  (:func:`continuation`), and the public :func:`solve` with its
+  :class:`SolveResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from rmtgan._validation import as_points
+from rmtgan.kernels import commuting_evaluate, commuting_mean_quadratic
+from rmtgan.model import MixtureModel
+
+__all__ = [
+    "ConvergenceError",
+    "SolveResult",
+    "solve",
+    "make_backend",
+    "CommutingBackend",
+    "DenseBackend",
+]
+
+#: default relative tolerance on the fixed-point residual ``|delta - t(delta)|``.
+DEFAULT_TOL = 1e-12
+
+
+class ConvergenceError(RuntimeError):
+    """A solve that did not converge where a converged answer was required."""
+
+
+# --------------------------------------------------------------------------- backends
+class CommutingBackend:
+    """Evaluate the fixed-point map for commuting covariances (numba kernels)."""
+
+    name = "commuting"
+
+    def __init__(self, model: MixtureModel):
+        eig = model.eigen
+        if eig is None:
+            raise ValueError("the covariances of this model do not commute; use method='dense'")
+        self.k = model.k
+        self.p = model.p
+        self.c = np.ascontiguousarray(model.ratios, dtype=np.float64)
+        self.lam_t = np.ascontiguousarray(eig.eigenvalues.T, dtype=np.float64)
+        self.mt = np.ascontiguousarray(eig.rotate(model.means.T), dtype=np.float64)
+        self.n_evaluations = 0
+
+    def evaluate(self, z: np.ndarray, delta: np.ndarray):
+        """Return ``t (m,k)``, ``dt/ddelta (m,k,k)``, ``dt/dz (m,k)`` at each point."""
+        m = z.shape[0]
+        t = np.empty((m, self.k), np.complex128)
+        jac = np.empty((m, self.k, self.k), np.complex128)
+        tz = np.empty((m, self.k), np.complex128)
+        if m:
+            commuting_evaluate(np.ascontiguousarray(z, np.complex128),
+                               np.ascontiguousarray(delta, np.complex128), self.lam_t, self.c, t, jac, tz)
+        self.n_evaluations += m
+        return t, jac, tz
+
+    def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
+        """Return ``M^T R M`` and ``M^T R^2 M`` (each ``(m, k, k)``) with ``R`` the no-means resolvent."""
+        m = z.shape[0]
+        out = np.empty((m, self.k, self.k), np.complex128)
+        dz = np.empty((m, self.k, self.k), np.complex128)
+        if m:
+            commuting_mean_quadratic(np.ascontiguousarray(z, np.complex128),
+                                     np.ascontiguousarray(delta, np.complex128),
+                                     self.lam_t, self.c, self.mt, out, dz)
+        self.n_evaluations += m
+        return out, dz
+
+
+class DenseBackend:
+    """Evaluate the fixed-point map for general covariances (one inverse per point).
+
+    ``R`` is complex symmetric (``R^T = R``), so ``tr(C_a R) = sum(C_a * R)``,
+    ``tr(C_a R C_b R) = sum((R C_a) * (R C_b)^T)`` and ``tr(C_a R^2) = sum((R C_a) * R)``.
+    """
+
+    name = "dense"
+
+    def __init__(self, model: MixtureModel):
+        self.k = model.k
+        self.p = model.p
+        self.c = np.asarray(model.ratios, dtype=np.float64)
+        self.cov = model.covariances
+        self.means = model.means
+        self.n_evaluations = 0
+
+    def _resolvent(self, zj: complex, dj: np.ndarray) -> np.ndarray:
+        w = self.c / (1.0 + dj)
+        A = np.tensordot(w, self.cov, axes=1).astype(np.complex128)
+        A[np.diag_indices_from(A)] -= zj
+        return scipy.linalg.inv(A, overwrite_a=True, check_finite=False)
+
+    def evaluate(self, z: np.ndarray, delta: np.ndarray):
+        m, k, p = z.shape[0], self.k, self.p
+        t = np.empty((m, k), np.complex128)
+        jac = np.empty((m, k, k), np.complex128)
+        tz = np.empty((m, k), np.complex128)
+        for j in range(m):
+            R = self._resolvent(z[j], delta[j])
+            P = [R @ self.cov[a] for a in range(k)]
+            w = self.c / (1.0 + delta[j])
+            for a in range(k):
+                t[j, a] = np.sum(self.cov[a] * R) / p
+                tz[j, a] = np.sum(P[a] * R) / p
+                for b in range(k):
+                    jac[j, a, b] = (w[b] ** 2 / self.c[b]) * np.sum(P[a] * P[b].T) / p
+        self.n_evaluations += m
+        return t, jac, tz
+
+    def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
+        m, k = z.shape[0], self.k
+        out = np.empty((m, k, k), np.complex128)
+        dz = np.empty((m, k, k), np.complex128)
+        M = self.means.T
+        for j in range(m):
+            R = self._resolvent(z[j], delta[j])
+            RM = R @ M
+            out[j] = M.T @ RM
+            dz[j] = RM.T @ RM
+        self.n_evaluations += m
+        return out, dz
+
+
+def make_backend(model: MixtureModel, method: str = "auto"):
+    """Pick the evaluation backend: ``'commuting'``, ``'dense'`` or ``'auto'``."""
+    if not isinstance(model, MixtureModel):
+        raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
+    if method == "auto":
+        return CommutingBackend(model) if model.is_commuting else DenseBackend(model)
+    if method == "commuting":
+        return CommutingBackend(model)
+    if method == "dense":
+        return DenseBackend(model)
+    raise ValueError(f"method must be 'auto', 'commuting' or 'dense', got {method!r}")
+
+
+# --------------------------------------------------------------------------- Newton
+@dataclass
+class _NewtonOut:
+    delta: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    jac: np.ndarray  # dt/ddelta at the last evaluation
+    tz: np.ndarray  # dt/dz at the last evaluation
+
+
+def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_TOL,
+           maxiter: int = 30, herglotz: bool = True) -> _NewtonOut:
+    r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``.
+
+    The step solves ``(I - dt/ddelta) s = F``.  With ``herglotz=True`` a step that
+    would make some ``Im delta_a`` negative (leaving the Herglotz branch) is
+    shortened to stay in the closed upper half plane; a step that would cross the
+    pole ``delta_b = -1`` is halved.  A point is converged when
+    ``max_a |F_a| <= tol * max(1, max_a |delta_a|)``; the last Newton step is then
+    applied, so the returned error is of order ``residual^2``.
+    """
+    m, k = delta0.shape
+    delta = np.array(delta0, dtype=np.complex128, copy=True)
+    conv = np.zeros(m, bool)
+    iters = np.zeros(m, np.int64)
+    resid = np.full(m, np.inf)
+    jac_last = np.zeros((m, k, k), np.complex128)
+    tz_last = np.zeros((m, k), np.complex128)
+    active = np.arange(m)
+    eye = np.eye(k)
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        d = delta[active]
+        t, jac, tz = backend.evaluate(z[active], d)
+        F = d - t
+        scale = np.maximum(1.0, np.max(np.abs(d), axis=1))
+        r = np.max(np.abs(F), axis=1) / scale
+        bad = ~np.isfinite(r)
+        r[bad] = np.inf
+        resid[active] = r
+        iters[active] += 1
+        jac_last[active] = jac
+        tz_last[active] = tz
+        J = eye - jac
+        try:
+            step = np.linalg.solve(J, F[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.stack([_lstsq(J[i], F[i]) for i in range(J.shape[0])])
+        step[~np.isfinite(step)] = 0.0
+        done = r <= tol
+        new = d - step
+        if herglotz:
+            # a step that leaves the upper half plane is shortened so that every
+            # Im delta_a keeps at least half of its current value
+            neg = (new.imag < -1e-13 * (1.0 + np.abs(new))).any(axis=1) & ~done
+            if neg.any():
+                si, di = step[neg].imag, d[neg].imag
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    lim = np.where(si > 0, 0.5 * di / si, np.inf)
+                alpha = np.clip(np.min(lim, axis=1), 0.0, 1.0)
+                new[neg] = d[neg] - alpha[:, None] * step[neg]
+        good = np.all(np.isfinite(new), axis=1) & (np.min(np.abs(1.0 + new), axis=1) > 0)
+        new[~good] = d[~good]
+        delta[active] = new
+        conv[active[done]] = True
+        active = active[~done & ~bad]
+    return _NewtonOut(delta, conv, iters, resid, jac_last, tz_last)
+
+
+def _lstsq(J, F):
+    try:
+        return np.linalg.lstsq(J, F, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return np.zeros_like(F)
+
+
+def large_z_guess(backend_traces: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """First-order large-``|z|`` guess ``delta_a ~ -(1/p) tr C_a / z``."""
+    return -backend_traces[None, :] / z[:, None]
+
+
+def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
+                 delta0: np.ndarray | None = None, eta0: np.ndarray | None = None,
+                 tol: float = DEFAULT_TOL, max_rounds: int = 200) -> _NewtonOut:
+    r"""Solve at points ``z`` (``Im z >= 0``) by continuation in the imaginary part.
+
+    Each point starts at ``z + i eta`` with ``eta`` of the order of the spectrum's
+    scale (or ``eta0``), where Newton converges from the large-``|z|`` guess, and
+    ``eta`` is lowered geometrically to 0 with a first-order predictor
+    ``delta + (d delta / d z) dz``.  The ratio adapts: it grows after a cheap
+    corrector and shrinks after a failed one.  Points that cannot be reached are
+    returned with ``converged = False``.
+    """
+    m = z.shape[0]
+    k = traces.shape[0]
+    x, y = z.real.copy(), z.imag.copy()
+    eta = np.full(m, 4.0 * scale) if eta0 is None else np.array(eta0, dtype=float)
+    floor = 1e-15 * scale
+    zc = x + 1j * (y + eta)
+    if delta0 is None:
+        delta = large_z_guess(traces, zc)
+    else:
+        delta = np.array(delta0, np.complex128)
+    out = newton(backend, zc, delta, tol=tol, maxiter=60)
+    delta = out.delta
+    ok = out.converged.copy()
+    total_it = out.iterations.copy()
+    dddz = _ddelta_dz(out.jac, out.tz)
+    ratio = np.full(m, 0.1)
+    finished = ok & (eta == 0)
+    failed = ~ok
+    resid = out.residual.copy()
+    for _ in range(max_rounds):
+        act = np.flatnonzero(~finished & ~failed)
+        if act.size == 0:
+            break
+        eta_new = eta[act] * ratio[act]
+        eta_new = np.where(eta_new < np.maximum(floor, 1e-3 * y[act]), 0.0, eta_new)
+        z_new = x[act] + 1j * (y[act] + eta_new)
+        pred = delta[act] + dddz[act] * (z_new - zc[act])[:, None]
+        # Herglotz: the predictor may not leave the upper half plane
+        pred = np.where(pred.imag < 0, pred.real + 0j, pred)
+        res = newton(backend, z_new, pred, tol=tol, maxiter=8)
+        total_it[act] += res.iterations
+        good = res.converged
+        gi, bi = act[good], act[~good]
+        delta[gi] = res.delta[good]
+        zc[gi] = z_new[good]
+        eta[gi] = eta_new[good]
+        resid[gi] = res.residual[good]
+        dddz[gi] = _ddelta_dz(res.jac[good], res.tz[good])
+        cheap = res.iterations[good] <= 2
+        ratio[gi] = np.where(cheap, np.maximum(ratio[gi] ** 1.5, 1e-4), ratio[gi])
+        finished[gi[eta[gi] == 0]] = True
+        ratio[bi] = np.sqrt(ratio[bi])
+        failed[bi[ratio[bi] > 0.97]] = True
+        resid[bi] = res.residual[~good]
+    converged = finished & ~failed
+    return _NewtonOut(delta, converged, total_it, resid, None, None)
+
+
+def _ddelta_dz(jac: np.ndarray, tz: np.ndarray) -> np.ndarray:
+    """``d delta / dz = (I - dt/ddelta)^{-1} dt/dz`` (implicit function theorem)."""
+    k = tz.shape[-1]
+    with np.errstate(all="ignore"):
+        try:
+            d = np.linalg.solve(np.eye(k) - jac, tz[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            d = np.zeros_like(tz)
+    d[~np.isfinite(d)] = 0.0
+    return d
+
+
+# --------------------------------------------------------------------------- public
+@dataclass
+class SolveResult:
+    """Solution ``delta(z)`` of the fixed-point system, in the style of SciPy results.
+
+    Attributes
+    ----------
+    z : ndarray
+        The evaluation points (complex, the shape given).
+    delta : ndarray, shape ``z.shape + (k,)``
+        ``delta_a(z)``; for real ``z > 0`` the limit from the upper half plane.
+    converged : ndarray of bool, shape ``z.shape``
+        Per-point convergence flag.
+    iterations : ndarray of int, shape ``z.shape``
+        Newton iterations spent on each point (all continuation steps included).
+    residual : ndarray, shape ``z.shape``
+        ``max_a |delta_a - t_a(delta)| / max(1, |delta|)`` at the last iterate.
+    success : bool
+        All points converged.
+    message : str
+        Human-readable summary.
+    method : str
+        ``'commuting'`` or ``'dense'``.
+    """
+
+    z: np.ndarray
+    delta: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    success: bool
+    message: str
+    method: str
+    sizes: np.ndarray = field(repr=False, default=None)
+
+    def __repr__(self) -> str:
+        return (f"SolveResult(success={self.success}, method={self.method!r}, points={self.z.size}, "
+                f"max_residual={np.max(self.residual, initial=0.0):.2e}, message={self.message!r})")
+
+    @property
+    def stieltjes(self) -> np.ndarray:
+        r"""``m_G(z) = -(1/(n z)) sum_a n_a / (1 + delta_a(z))``."""
+        n_a = self.sizes
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -(1.0 / (n_a.sum() * self.z)) * np.sum(n_a / (1.0 + self.delta), axis=-1)
+
+
+def spectral_scale(model: MixtureModel) -> float:
+    r"""An upper bound of the limiting support: ``sum_a ||C_a|| (1 + sqrt(c_a))^2``."""
+    norms = model.spectral_norms()
+    return float(np.sum(norms * (1.0 + np.sqrt(model.ratios)) ** 2))
+
+
+def solve_points(backend, model: MixtureModel, z: np.ndarray, *, tol: float = DEFAULT_TOL,
+                 scale: float | None = None) -> _NewtonOut:
+    """Solve at 1-d complex points (any half plane) by continuation; conjugate symmetry below."""
+    scale = spectral_scale(model) if scale is None else scale
+    scale = scale if scale > 0 else 1.0
+    lower = z.imag < 0
+    zz = np.where(lower, np.conj(z), z)
+    out = continuation(backend, zz, model.traces(), scale, tol=tol)
+    out.delta[lower] = np.conj(out.delta[lower])
+    return out
+
+
+def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_TOL) -> SolveResult:
+    r"""Solve the fixed-point system for ``delta(z)`` at every point of ``z``.
+
+    Parameters
+    ----------
+    model : MixtureModel
+        The mixture (its means play no role in ``delta``).
+    z : complex array_like, any shape
+        Evaluation points in ``C \ R_+``; a real ``z > 0`` is read as ``z + i0^+``
+        (the boundary value from the upper half plane, which defines the density);
+        ``delta(conj z) = conj delta(z)`` below the axis.
+    method : {'auto', 'commuting', 'dense'}
+        Force a path; ``'auto'`` takes the numba path when the covariances commute.
+    tol : float
+        Relative residual tolerance.
+
+    Returns
+    -------
+    SolveResult
+        ``delta`` of shape ``z.shape + (k,)`` with per-point convergence flags,
+        iteration counts and residuals.  Non-convergence is reported through
+        ``success``/``converged``, never hidden.
+    """
+    if not isinstance(model, MixtureModel):
+        raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
+    zarr = as_points(z, "z")
+    if not (np.isfinite(tol) and 0 < tol < 1):
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    backend = make_backend(model, method)
+    flat = zarr.reshape(-1)
+    out = solve_points(backend, model, flat, tol=tol)
+    shape = zarr.shape
+    n_bad = int(np.count_nonzero(~out.converged))
+    if n_bad == 0:
+        msg = "converged"
+    else:
+        msg = f"{n_bad} of {flat.size} points did not converge (at z = {flat[~out.converged][0]!r}, ...)"
+    return SolveResult(
+        z=zarr,
+        delta=out.delta.reshape(shape + (model.k,)),
+        converged=out.converged.reshape(shape),
+        iterations=out.iterations.reshape(shape),
+        residual=out.residual.reshape(shape),
+        success=n_bad == 0,
+        message=msg,
+        method=backend.name,
+        sizes=model.sizes,
+    )
