@@ -131,7 +131,7 @@ def check_finite_block(block: np.ndarray, name: str, row_offset: int = 0, transp
     if finite.all():
         return
     r, c = (int(i) for i in np.argwhere(~finite)[0])
-    value = block[r, c]
+    value = float(block[r, c])
     r += row_offset
     if transposed:
         r, c = c, r

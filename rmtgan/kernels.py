@@ -7,14 +7,17 @@ the fixed-point system reduces to a sum over the ``p`` shared eigen-directions:
     t_a            = (1/p) sum_i lambda_{a,i} / d_i                      ((1/p) tr C_a R)
     dt_a/ddelta_b  = (c_b / (1+delta_b)^2) (1/p) sum_i lambda_{a,i} lambda_{b,i} / d_i^2
     dt_a/dz        = (1/p) sum_i lambda_{a,i} / d_i^2                    ((1/p) tr C_a R^2)
-    [M^T R M]_{ab} = sum_i mt_{i,a} mt_{i,b} / d_i,        mt = U^T M
+    [M^T R M]_{ab} = sum_i mt_{a,i} mt_{b,i} / d_i,        mt = (U^T M)^T
 
 so an evaluation costs ``O(p k^2)`` instead of ``O(p^3)``.  The kernels are plain
-loops over arrays, compiled once (``cache=True``) and parallel over the points
-``z``; the Python wrappers live in :mod:`rmtgan.solver`.
+loops over arrays in real arithmetic (``1/d = conj(d)/|d|^2``), one pass to form
+``1/d_i`` and ``1/d_i^2`` and then contiguous dot products that LLVM vectorises.
+Each is compiled twice from the same per-point routine: serially (few points:
+no thread start-up) and in parallel over the points.  They are compiled once and
+cached on disk (``cache=True``); the Python entry points choose the variant.
 
-Array layouts: ``lam_t`` is ``(p, k)`` (C-contiguous, eigen-direction major),
-``c`` is ``(k,)``, ``z`` is ``(m,)`` complex, ``delta`` is ``(m, k)`` complex.
+Array layouts: ``lam`` is ``(k, p)`` C-contiguous, ``c`` is ``(k,)``, ``z`` is
+``(m,)`` complex, ``delta`` is ``(m, k)`` complex, ``mt`` is ``(k_m, p)``.
 """
 
 from __future__ import annotations
@@ -22,75 +25,126 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+#: from this many points on, the parallel variant is used.
+PARALLEL_MIN_POINTS = 16
 
-@njit(parallel=True, cache=True, fastmath=False)
-def commuting_evaluate(z, delta, lam_t, c, t_out, jac_out, tz_out):  # pragma: no cover - compiled
-    """Fill ``t_out (m,k)``, ``jac_out (m,k,k)`` and ``tz_out (m,k)`` in place."""
-    m = z.shape[0]
-    p, k = lam_t.shape
+
+@njit(cache=True, fastmath=True, inline="always")
+def _inverse_diagonal(z, w_re, w_im, lam, rr, ri, r2r, r2i):  # pragma: no cover - compiled
+    """``1/d_i`` and ``1/d_i^2`` (real and imaginary parts) for one point."""
+    k, p = lam.shape
+    zr, zi = z.real, z.imag
+    for i in range(p):
+        dr = -zr
+        di = -zi
+        for b in range(k):
+            dr += w_re[b] * lam[b, i]
+            di += w_im[b] * lam[b, i]
+        inv = 1.0 / (dr * dr + di * di)
+        a_ = dr * inv
+        b_ = -di * inv
+        rr[i] = a_
+        ri[i] = b_
+        r2r[i] = a_ * a_ - b_ * b_
+        r2i[i] = 2.0 * a_ * b_
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi):  # pragma: no cover
+    k, p = lam.shape
     inv_p = 1.0 / p
-    for j in prange(m):
-        w = np.empty(k, dtype=np.complex128)
-        for b in range(k):
-            w[b] = c[b] / (1.0 + delta[j, b])
-        t = np.zeros(k, dtype=np.complex128)
-        tz = np.zeros(k, dtype=np.complex128)
-        s = np.zeros((k, k), dtype=np.complex128)
-        zj = z[j]
+    for b in range(k):
+        w = c[b] / (1.0 + delta[j, b])
+        wr[b] = w.real
+        wi[b] = w.imag
+    _inverse_diagonal(z[j], wr, wi, lam, rr, ri, r2r, r2i)
+    for a in range(k):
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
         for i in range(p):
-            d = -zj
-            for b in range(k):
-                d += w[b] * lam_t[i, b]
-            r = 1.0 / d
-            r2 = r * r
-            for a in range(k):
-                la = lam_t[i, a]
-                t[a] += la * r
-                lr2 = la * r2
-                tz[a] += lr2
-                for b in range(a, k):
-                    s[a, b] += lr2 * lam_t[i, b]
-        for a in range(k):
-            t_out[j, a] = t[a] * inv_p
-            tz_out[j, a] = tz[a] * inv_p
-            for b in range(k):
-                sab = s[a, b] if b >= a else s[b, a]
-                wb = w[b]
-                jac_out[j, a, b] = (wb * wb / c[b]) * sab * inv_p if c[b] > 0 else 0.0
+            la = lam[a, i]
+            s1 += la * rr[i]
+            s2 += la * ri[i]
+            s3 += la * r2r[i]
+            s4 += la * r2i[i]
+        t_out[j, a] = complex(s1, s2) * inv_p
+        tz_out[j, a] = complex(s3, s4) * inv_p
+        for b in range(a, k):
+            s1 = 0.0
+            s2 = 0.0
+            for i in range(p):
+                lab = lam[a, i] * lam[b, i]
+                s1 += lab * r2r[i]
+                s2 += lab * r2i[i]
+            sab = complex(s1, s2) * inv_p
+            wa = complex(wr[a], wi[a])
+            wb = complex(wr[b], wi[b])
+            jac_out[j, a, b] = (wb * wb / c[b]) * sab
+            jac_out[j, b, a] = (wa * wa / c[a]) * sab
 
 
-@njit(parallel=True, cache=True)
-def commuting_mean_quadratic(z, delta, lam_t, c, mt, out, dz_out):  # pragma: no cover - compiled
-    """Fill ``out[j] = M^T R(z_j) M`` and ``dz_out[j] = M^T R(z_j)^2 M`` (each ``(k_m, k_m)``).
+@njit(cache=True, fastmath=True)
+def _evaluate_serial(z, delta, lam, c, t_out, jac_out, tz_out):  # pragma: no cover - compiled
+    k, p = lam.shape
+    rr, ri, r2r, r2i = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
+    wr, wi = np.empty(k), np.empty(k)
+    for j in range(z.shape[0]):
+        _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi)
 
-    ``mt`` is ``U^T M`` with shape ``(p, k_m)``; ``R`` is the no-means resolvent at
-    the given ``delta`` (``delta`` held fixed for the z-derivative).
-    """
-    m = z.shape[0]
-    p, k = lam_t.shape
-    km = mt.shape[1]
-    for j in prange(m):
-        w = np.empty(k, dtype=np.complex128)
-        for b in range(k):
-            w[b] = c[b] / (1.0 + delta[j, b])
-        acc = np.zeros((km, km), dtype=np.complex128)
-        acc2 = np.zeros((km, km), dtype=np.complex128)
-        zj = z[j]
-        for i in range(p):
-            d = -zj
-            for b in range(k):
-                d += w[b] * lam_t[i, b]
-            r = 1.0 / d
-            r2 = r * r
-            for a in range(km):
-                ma = mt[i, a]
-                if ma == 0.0:
-                    continue
-                for b in range(a, km):
-                    v = ma * mt[i, b]
-                    acc[a, b] += v * r
-                    acc2[a, b] += v * r2
-        for a in range(km):
-            for b in range(km):
-                out[j, a, b] = acc[a, b] if b >= a else acc[b, a]
-                dz_out[j, a, b] = acc2[a, b] if b >= a else acc2[b, a]
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _evaluate_parallel(z, delta, lam, c, t_out, jac_out, tz_out):  # pragma: no cover - compiled
+    k, p = lam.shape
+    for j in prange(z.shape[0]):
+        rr, ri, r2r, r2i = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
+        wr, wi = np.empty(k), np.empty(k)
+        _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _mean_point(j, z, delta, lam, c, mt, out, dz_out, rr, ri, r2r, r2i, wr, wi):  # pragma: no cover
+    k, p = lam.shape
+    km = mt.shape[0]
+    for b in range(k):
+        w = c[b] / (1.0 + delta[j, b])
+        wr[b] = w.real
+        wi[b] = w.imag
+    _inverse_diagonal(z[j], wr, wi, lam, rr, ri, r2r, r2i)
+    for a in range(km):
+        for b in range(a, km):
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            s4 = 0.0
+            for i in range(p):
+                v = mt[a, i] * mt[b, i]
+                s1 += v * rr[i]
+                s2 += v * ri[i]
+                s3 += v * r2r[i]
+                s4 += v * r2i[i]
+            out[j, a, b] = complex(s1, s2)
+            out[j, b, a] = complex(s1, s2)
+            dz_out[j, a, b] = complex(s3, s4)
+            dz_out[j, b, a] = complex(s3, s4)
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _mean_quadratic(z, delta, lam, c, mt, out, dz_out):  # pragma: no cover - compiled
+    k, p = lam.shape
+    for j in prange(z.shape[0]):
+        rr, ri, r2r, r2i = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
+        wr, wi = np.empty(k), np.empty(k)
+        _mean_point(j, z, delta, lam, c, mt, out, dz_out, rr, ri, r2r, r2i, wr, wi)
+
+
+def commuting_evaluate(z, delta, lam, c, t_out, jac_out, tz_out) -> None:
+    """Fill ``t_out (m,k)``, ``jac_out (m,k,k)`` (``dt/ddelta``) and ``tz_out (m,k)`` in place."""
+    kernel = _evaluate_parallel if z.shape[0] >= PARALLEL_MIN_POINTS else _evaluate_serial
+    kernel(z, delta, lam, c, t_out, jac_out, tz_out)
+
+
+def commuting_mean_quadratic(z, delta, lam, c, mt, out, dz_out) -> None:
+    """Fill ``out[j] = M^T R(z_j) M`` and ``dz_out[j] = M^T R(z_j)^2 M`` (``delta`` held fixed)."""
+    _mean_quadratic(z, delta, lam, c, mt, out, dz_out)

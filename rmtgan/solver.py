@@ -63,8 +63,8 @@ class CommutingBackend:
         self.k = model.k
         self.p = model.p
         self.c = np.ascontiguousarray(model.ratios, dtype=np.float64)
-        self.lam_t = np.ascontiguousarray(eig.eigenvalues.T, dtype=np.float64)
-        self.mt = np.ascontiguousarray(eig.rotate(model.means.T), dtype=np.float64)
+        self.lam = np.ascontiguousarray(eig.eigenvalues, dtype=np.float64)  # (k, p)
+        self.mt = np.ascontiguousarray(eig.rotate(model.means.T).T, dtype=np.float64)  # (k, p)
         self.n_evaluations = 0
 
     def evaluate(self, z: np.ndarray, delta: np.ndarray):
@@ -75,7 +75,7 @@ class CommutingBackend:
         tz = np.empty((m, self.k), np.complex128)
         if m:
             commuting_evaluate(np.ascontiguousarray(z, np.complex128),
-                               np.ascontiguousarray(delta, np.complex128), self.lam_t, self.c, t, jac, tz)
+                               np.ascontiguousarray(delta, np.complex128), self.lam, self.c, t, jac, tz)
         self.n_evaluations += m
         return t, jac, tz
 
@@ -87,7 +87,7 @@ class CommutingBackend:
         if m:
             commuting_mean_quadratic(np.ascontiguousarray(z, np.complex128),
                                      np.ascontiguousarray(delta, np.complex128),
-                                     self.lam_t, self.c, self.mt, out, dz)
+                                     self.lam, self.c, self.mt, out, dz)
         self.n_evaluations += m
         return out, dz
 
@@ -387,7 +387,7 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
     model : MixtureModel
         The mixture (its means play no role in ``delta``).
     z : complex array_like, any shape
-        Evaluation points in ``C \ R_+``; a real ``z > 0`` is read as ``z + i0^+``
+        Evaluation points in ``C \ R_+``, ``z != 0``; a real ``z > 0`` is read as ``z + i0^+``
         (the boundary value from the upper half plane, which defines the density);
         ``delta(conj z) = conj delta(z)`` below the axis.
     method : {'auto', 'commuting', 'dense'}
@@ -405,6 +405,8 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
     if not isinstance(model, MixtureModel):
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
     zarr = as_points(z, "z")
+    if np.any(zarr == 0):
+        raise ValueError("z = 0 is not allowed: delta has a pole there when the covariances leave a kernel")
     if not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol must be in (0, 1), got {tol!r}")
     backend = make_backend(model, method)

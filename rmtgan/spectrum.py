@@ -19,7 +19,7 @@ From the fixed point ``delta(z)`` (:mod:`rmtgan.solver`),
    ``x = a + (b - a) sin^2(theta)`` turns the square-root (or, at a hard edge at 0,
    inverse square-root) behaviour into an analytic function of ``theta``;
    ``F(theta) = rho(x(theta)) dx/dtheta`` is expanded in Chebyshev polynomials
-   (first-kind nodes, tripled until the coefficients decay), which gives the
+   on adaptive panels (split until the coefficients decay), which gives the
    interval's mass, the CDF in closed form and initial guesses for Newton at any
    ``x``;
 4. **certificate** -- the masses must add up to ``1 - atom`` (the atom at 0 comes
@@ -36,9 +36,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
-from numpy.polynomial import chebyshev as cheb
 
+from rmtgan._panels import adaptive_panels
 from rmtgan._validation import as_points, as_real_points
 from rmtgan.model import MixtureModel
 from rmtgan.solver import (
@@ -62,19 +61,18 @@ MASS_TOL = 1e-9
 class SupportInterval:
     """One interval ``[left, right]`` of the bulk support with its Chebyshev data.
 
-    ``coef`` expands ``F(theta) = rho(x) dx/dtheta`` on ``theta in [0, pi/2]``
-    (mapped to ``[-1, 1]``), ``ucoef`` expands ``1/(1 + delta_a)`` (complex, one
-    column per class), ``mass`` is the integral of the density over the interval.
+    ``theta in [0, pi/2]`` parametrises the interval by
+    ``x = left + (right - left) sin^2 theta``; ``panels`` expand
+    ``F(theta) = rho(x) dx/dtheta`` and ``u_a = 1/(1 + delta_a)`` piecewise in
+    Chebyshev polynomials; ``mass`` is the integral of the density over the
+    interval.  ``hard_left`` marks a hard edge at 0 (density ``~ x^{-1/2}``).
     """
 
     left: float
     right: float
     mass: float
-    coef: np.ndarray
-    ucoef: np.ndarray
+    panels: list
     hard_left: bool
-    nodes: int
-    tail: float
 
     def theta(self, x: np.ndarray) -> np.ndarray:
         s = np.clip((x - self.left) / (self.right - self.left), 0.0, 1.0)
@@ -83,10 +81,42 @@ class SupportInterval:
     def x_of(self, theta: np.ndarray) -> np.ndarray:
         return self.left + (self.right - self.left) * np.sin(theta) ** 2
 
+    def _panel_index(self, theta: np.ndarray) -> np.ndarray:
+        edges = np.array([pn.lo for pn in self.panels[1:]])
+        return np.searchsorted(edges, theta, side="right")
+
+    def _piecewise(self, theta: np.ndarray, fn) -> np.ndarray:
+        theta = np.asarray(theta, float)
+        idx = self._panel_index(theta)
+        out = None
+        for i, pn in enumerate(self.panels):
+            sel = idx == i
+            if not sel.any():
+                continue
+            v = fn(pn, theta[sel])
+            if out is None:
+                out = np.zeros(theta.shape + v.shape[1:], v.dtype)
+            out[sel] = v
+        return out if out is not None else np.zeros(theta.shape)
+
+    def values(self, theta: np.ndarray) -> np.ndarray:
+        """``F(theta) = rho(x(theta)) dx/dtheta`` from the expansion."""
+        return self._piecewise(theta, lambda pn, t: pn.values(t))
+
+    def u(self, theta: np.ndarray) -> np.ndarray:
+        """Interpolated ``1/(1 + delta_a)`` at ``theta``, shape ``theta.shape + (k,)``."""
+        return self._piecewise(theta, lambda pn, t: pn.u(t))
+
     def partial_mass(self, theta: np.ndarray) -> np.ndarray:
         """``int_0^theta F``: mass of ``[left, x(theta)]``."""
-        anti = cheb.chebint(self.coef, lbnd=-1.0) * (np.pi / 4.0)
-        return cheb.chebval(4.0 * theta / np.pi - 1.0, anti)
+        cum = np.concatenate([[0.0], np.cumsum([pn.mass for pn in self.panels])])
+        theta = np.asarray(theta, float)
+        idx = self._panel_index(theta)
+        return cum[idx] + self._piecewise(theta, lambda pn, t: pn.partial(t))
+
+    def moment(self) -> float:
+        """``int x rho(x) dx`` over the interval."""
+        return float(sum(pn.moment(self.x_of) for pn in self.panels))
 
 
 class GramSpectrum:
@@ -141,41 +171,57 @@ class GramSpectrum:
             self.mass = 0.0
             return
         problems: list[str] = []
+        grid = self._scan_grid(n_scan)
+        delta = self._solve_real(grid)
         for attempt in range(max_refine + 1):
-            problems = []
-            grid = self._scan_grid(n_scan * 4 ** attempt)
-            sol = continuation(self._backend, grid + 0j, self._traces, self.scale, tol=self.tol)
-            if not sol.converged.all():
-                bad = grid[~sol.converged]
-                raise ConvergenceError(f"scan solve failed at x = {bad[:3]} (of {bad.size} points)")
-            delta = sol.delta
-            inside = self._inside(delta)
-            runs = _runs(inside)
-            intervals = []
-            for j0, j1 in runs:
-                a, hard, ua = self._left_edge(grid, delta, j0)
-                b, ub = self._right_edge(grid, delta, j1)
-                xs = [grid[j0:j1 + 1]]
-                us = [1.0 / (1.0 + delta[j0:j1 + 1])]
-                if ua is not None:
-                    xs.insert(0, [a])
-                    us.insert(0, ua[None])
-                if ub is not None:
-                    xs.append([b])
-                    us.append(ub[None])
-                intervals.append(self._expand(a, b, hard, np.concatenate(xs), np.concatenate(us), problems))
+            for _ in range(64):
+                problems = []
+                try:
+                    intervals = self._intervals(grid, delta, problems)
+                    break
+                except _GapFound as gap:
+                    # a node of a panel fell outside the support: a gap the scan missed
+                    j = np.searchsorted(grid, gap.x)
+                    grid = np.insert(grid, j, gap.x)
+                    delta = np.insert(delta, j, gap.delta, axis=0)
+            else:
+                raise ConvergenceError("too many gaps discovered inside scanned support intervals")
             self.intervals = intervals
             self.mass = float(sum(iv.mass for iv in intervals))
-            gap = abs(self.mass + self.atom - 1.0)
-            if gap <= MASS_TOL and not problems:
+            if abs(self.mass + self.atom - 1.0) <= MASS_TOL and not problems:
                 break
             problems.append(f"mass certificate: density integrates to {self.mass:.12g}, "
                             f"1 - atom = {1 - self.atom:.12g}")
+            if attempt < max_refine:
+                # refine the scan: four times as many points, only the new ones are solved
+                fine = self._scan_grid(n_scan * 4 ** (attempt + 1))
+                fine = fine[~np.isin(fine, grid)]
+                grid = np.concatenate([grid, fine])
+                delta = np.concatenate([delta, self._solve_real(fine)])
+                order = np.argsort(grid)
+                grid, delta = grid[order], delta[order]
         if problems:
             self.success = False
             self.message = "; ".join(problems)
             warnings.warn(f"gram_spectrum did not fully converge: {self.message}", RuntimeWarning,
                           stacklevel=3)
+
+    def _intervals(self, grid: np.ndarray, delta: np.ndarray, problems: list) -> list[SupportInterval]:
+        """Support intervals from the scan: runs of inside points, their edges and expansions."""
+        intervals = []
+        for j0, j1 in _runs(self._inside(delta)):
+            a, hard, ua = self._left_edge(grid, delta, j0)
+            b, ub = self._right_edge(grid, delta, j1)
+            xs = [grid[j0:j1 + 1]]
+            us = [1.0 / (1.0 + delta[j0:j1 + 1])]
+            if ua is not None:
+                xs.insert(0, [a])
+                us.insert(0, ua[None])
+            if ub is not None:
+                xs.append([b])
+                us.append(ub[None])
+            intervals.append(self._expand(a, b, hard, np.concatenate(xs), np.concatenate(us), problems))
+        return intervals
 
     def _scan_grid(self, n: int) -> np.ndarray:
         U = self.scale * 1.001
@@ -243,47 +289,39 @@ class GramSpectrum:
         return x_out, None
 
     def _expand(self, a, b, hard, known_x, known_u, problems) -> SupportInterval:
-        k = self.model.k
-        iv = SupportInterval(a, b, 0.0, np.zeros(1), np.zeros((1, k), complex), hard, 0, np.inf)
-        # guesses: piecewise-linear in theta through the scan points inside (a, b)
-        th_known, u_known = iv.theta(known_x), known_u
-        values, uvals = np.zeros(0), np.zeros((0, k), complex)
-        N = 27
-        while True:
-            # first-kind nodes in j order (theta decreasing); tripling N keeps the old
-            # nodes at indices 3j + 1
-            th = (np.pi / 4.0) * (1.0 + np.cos((2 * np.arange(N) + 1) * np.pi / (2 * N)))
-            new = np.ones(N, bool)
-            if values.size:
-                new[1::3] = False
-            th_new = th[new]
-            guess = np.empty((th_new.size, k), complex)
-            for c in range(k):
-                guess[:, c] = (np.interp(th_new, th_known, u_known[:, c].real)
-                               + 1j * np.interp(th_new, th_known, u_known[:, c].imag))
-            x_new = iv.x_of(th_new)
-            d_new = self._solve_inside(x_new, 1.0 / guess - 1.0)
-            u_all = np.empty((N, k), complex)
-            v_all = np.empty(N)
-            u_all[new] = 1.0 / (1.0 + d_new)
-            v_all[new] = self._rho_from_u(x_new, u_all[new]) * (b - a) * np.sin(2 * th_new)
-            if values.size:
-                u_all[1::3], v_all[1::3] = uvals, values
-            values, uvals = v_all, u_all
-            coef = _cheb_coef(values)
-            ucoef = np.stack([_cheb_coef(uvals[:, c]) for c in range(k)], axis=1)
-            tail = float(np.max(np.abs(coef[-N // 3:])) / max(np.max(np.abs(coef)), 1e-300))
-            if tail < 1e-13 or N >= 729:
-                break
-            N *= 3
-        if tail >= 1e-13:
-            problems.append(f"Chebyshev expansion on [{a:.6g}, {b:.6g}] stopped at {N} nodes "
-                            f"(tail {tail:.1e})")
-        mass = float((np.pi / 4.0) * np.sum(coef[::2] * 2.0 / (1.0 - np.arange(0, coef.size, 2) ** 2)))
-        return SupportInterval(a, b, mass, coef, ucoef, hard, N, tail)
+        """Adaptive Chebyshev panels of ``F`` and ``u`` on ``[a, b]`` (see :mod:`rmtgan._panels`)."""
+        iv = SupportInterval(a, b, 0.0, [], hard)
+        known = {"th": iv.theta(known_x), "u": known_u}
+
+        def fun(th):
+            # Newton from guesses interpolated (linearly in theta) through every point known so far
+            order = np.argsort(known["th"])
+            kt, ku = known["th"][order], known["u"][order]
+            guess = np.stack([np.interp(th, kt, ku[:, c].real) + 1j * np.interp(th, kt, ku[:, c].imag)
+                              for c in range(ku.shape[1])], axis=1)
+            x = iv.x_of(th)
+            d = self._solve_inside(x, 1.0 / guess - 1.0)
+            out = ~self._inside(d)
+            if out.any():
+                raise _GapFound(x[out][0], d[out][0].real)
+            u = 1.0 / (1.0 + d)
+            known["th"] = np.concatenate([known["th"], th])
+            known["u"] = np.concatenate([known["u"], u])
+            return self._rho_from_u(x, u) * (b - a) * np.sin(2 * th), u
+
+        panels, issues = adaptive_panels(fun, 0.0, np.pi / 2, mass_atol=1e-13, max_depth=40)
+        problems.extend(f"interval [{a:.6g}, {b:.6g}]: {msg}" for msg in issues)
+        iv.panels = panels
+        iv.mass = float(sum(pn.mass for pn in panels))
+        return iv
 
     def _solve_inside(self, x: np.ndarray, guess: np.ndarray) -> np.ndarray:
-        """``delta`` at real points inside the support: Newton from ``guess``, continuation if needed."""
+        """``delta`` at real points expected inside the support.
+
+        Newton from ``guess``; points where it fails or lands on a real solution are
+        solved again by continuation (which returns the real ``delta`` of a point
+        that is in fact outside the support).
+        """
         z = x + 0j
         out = newton(self._backend, z, guess, tol=self.tol, maxiter=25)
         bad = ~out.converged | ~self._inside(out.delta)
@@ -332,13 +370,10 @@ class GramSpectrum:
             xs = flat[sel]
             th = iv.theta(xs)
             if exact:
-                t = 4.0 * th / np.pi - 1.0
-                u = np.stack([cheb.chebval(t, iv.ucoef[:, c]) for c in range(iv.ucoef.shape[1])], axis=1)
-                d = self._solve_inside(xs, 1.0 / u - 1.0)
+                d = self._solve_inside(xs, 1.0 / iv.u(th) - 1.0)
                 res[sel] = self._rho_from_u(xs, 1.0 / (1.0 + d))
             else:
-                F = cheb.chebval(4.0 * th / np.pi - 1.0, iv.coef)
-                res[sel] = F / ((iv.right - iv.left) * np.sin(2 * th))
+                res[sel] = iv.values(th) / ((iv.right - iv.left) * np.sin(2 * th))
         return np.clip(out, 0.0, None) if exact else out
 
     def stieltjes(self, z) -> np.ndarray:
@@ -399,11 +434,7 @@ class GramSpectrum:
 
     def mean(self) -> float:
         r"""First moment ``int x rho(x) dx`` (by Gauss quadrature of the Chebyshev data)."""
-        tot = 0.0
-        for iv in self.intervals:
-            t, w = np.polynomial.legendre.leggauss(max(2 * iv.coef.size, 64))
-            th = (t + 1.0) * np.pi / 4.0
-            tot += (np.pi / 4.0) * np.sum(w * cheb.chebval(t, iv.coef) * iv.x_of(th))
+        tot = sum(iv.moment() for iv in self.intervals)
         return float(tot)
 
     def __repr__(self) -> str:
@@ -412,18 +443,19 @@ class GramSpectrum:
                 f"success={self.success})")
 
 
+class _GapFound(Exception):
+    """A point believed inside the support is outside: ``x`` and its real ``delta``."""
+
+    def __init__(self, x: float, delta: np.ndarray):
+        super().__init__(x)
+        self.x = float(x)
+        self.delta = np.asarray(delta, complex)
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs ``(start, stop)`` (inclusive) of True in a boolean vector."""
     idx = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     return [(int(s), int(e) - 1) for s, e in zip(idx[::2], idx[1::2], strict=True)]
-
-
-def _cheb_coef(values: np.ndarray) -> np.ndarray:
-    """Chebyshev coefficients from values at first-kind nodes ``cos((2j+1) pi / 2N)``."""
-    N = values.shape[0]
-    c = scipy.fft.dct(values, type=2) / N
-    c[0] /= 2.0
-    return c
 
 
 def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi: float,

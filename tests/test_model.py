@@ -1,0 +1,192 @@
+"""MixtureModel: validation, commuting detection, atom, sampling, moment estimation."""
+
+import numpy as np
+import pytest
+
+from rmtgan import MixtureModel, MomentAccumulator
+
+
+def _rotation(p, seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((p, p)))
+    return q * np.sign(np.diag(r))
+
+
+def test_basic_properties():
+    p = 5
+    cov = np.stack([np.eye(p), 2 * np.eye(p)])
+    m = MixtureModel(np.zeros((2, p)), cov, [3, 7])
+    assert (m.k, m.p, m.n) == (2, 5, 10)
+    assert m.sizes.tolist() == [3, 7]
+    np.testing.assert_allclose(m.ratios, [3 / 5, 7 / 5])
+    assert m.gamma == 2.0
+    np.testing.assert_allclose(m.traces(), [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (dict(covariances=np.ones((2, 3, 4))), ValueError, "(k, p, p)"),
+        (dict(covariances=np.ones((3, 3))), ValueError, "(k, p, p)"),
+        (dict(sizes=[3, 0]), ValueError, "sizes[1]"),
+        (dict(sizes=[3, 2.5]), ValueError, "sizes[1]"),
+        (dict(sizes=[3, -1]), ValueError, "positive"),
+        (dict(sizes=[3]), ValueError, "k = 2"),
+        (dict(sizes=["a", 3]), TypeError, "sizes[0]"),
+        (dict(sizes=[]), ValueError, "empty"),
+        (dict(means=np.zeros((2, 4))), ValueError, "means"),
+        (dict(means=np.full((2, 3), np.nan)), ValueError, "non-finite"),
+    ],
+)
+def test_bad_input_named(kwargs, exc, words):
+    args = dict(means=np.zeros((2, 3)), covariances=np.stack([np.eye(3)] * 2), sizes=[3, 4])
+    args.update(kwargs)
+    with pytest.raises(exc) as info:
+        MixtureModel(**args)
+    assert words in str(info.value)
+
+
+def test_nonsymmetric_and_non_psd_name_the_class():
+    good = np.eye(3)
+    asym = np.eye(3)
+    asym[0, 1] = 0.5
+    with pytest.raises(ValueError, match="class 1 is not symmetric"):
+        MixtureModel(np.zeros((2, 3)), np.stack([good, asym]), [2, 2])
+    neg = np.diag([1.0, 1.0, -0.1])
+    with pytest.raises(ValueError, match=r"class 0 is not positive semi-definite.*-0\.1"):
+        MixtureModel(np.zeros((2, 3)), np.stack([neg, good]), [2, 2])
+    with pytest.raises(ValueError, match="class 1"):
+        MixtureModel.from_eigen([[1.0, 2.0], [1.0, -3.0]], [2, 2])
+
+
+def test_nan_and_complex_rejected():
+    cov = np.stack([np.eye(3)])
+    cov[0, 2, 2] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        MixtureModel(np.zeros((1, 3)), cov, [4])
+    with pytest.raises(TypeError, match="real"):
+        MixtureModel(np.zeros((1, 3)), np.stack([np.eye(3)]) + 0j, [4])
+    with pytest.raises(TypeError, match="numeric"):
+        MixtureModel(np.zeros((1, 3)), [[["a"] * 3] * 3], [4])
+
+
+def test_commuting_detection():
+    p = 6
+    U = _rotation(p, 0)
+    lam = np.array([[1, 2, 3, 4, 5, 6], [6, 1, 1, 2, 0.5, 3.0]])
+    dense = np.einsum("ij,aj,kj->aik", U, lam, U)
+    m = MixtureModel(np.zeros((2, p)), dense, [4, 5])
+    assert m.is_commuting
+    e = m.eigen
+    # the recovered eigenvalues, paired by eigenvector, reproduce the covariances
+    rebuilt = np.einsum("ij,aj,kj->aik", e.basis, e.eigenvalues, e.basis)
+    np.testing.assert_allclose(rebuilt, dense, atol=1e-12)
+    # diagonal: identity basis
+    assert MixtureModel(np.zeros((2, p)), np.stack([np.diag(v) for v in lam]), [4, 5]).eigen.basis is None
+    # a generic pair does not commute
+    A = np.random.default_rng(1).standard_normal((p, p))
+    other = np.stack([np.eye(p) + np.diag(np.arange(p)), A @ A.T])
+    assert not MixtureModel(np.zeros((2, p)), other, [4, 5]).is_commuting
+
+
+def test_from_eigen_basis_must_be_orthogonal():
+    with pytest.raises(ValueError, match="not orthogonal"):
+        MixtureModel.from_eigen(np.ones((1, 3)), [3], basis=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        MixtureModel.from_eigen(np.ones(3), [3])
+
+
+def test_eigen_covariances_materialise():
+    p = 4
+    U = _rotation(p, 3)
+    m = MixtureModel.from_eigen([[1.0, 2.0, 3.0, 4.0]], [5], basis=U)
+    np.testing.assert_allclose(m.covariances[0], U @ np.diag([1, 2, 3, 4.0]) @ U.T, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "lam, sizes, expected",
+    [
+        ([[1.0] * 10], [30], 1 - 10 / 30),  # p < n, full rank
+        ([[1.0] * 10], [4], 0.0),  # p > n
+        # two classes on disjoint 3-dim subspaces of R^10, 5 samples each: rank 3 + 3
+        ([[1, 1, 1, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]], [5, 5], 1 - 6 / 10),
+        # same subspace: rank min(10 samples, 3)
+        ([[1, 1, 1, 0, 0, 0, 0, 0, 0, 0], [2, 2, 2, 0, 0, 0, 0, 0, 0, 0]], [5, 5], 1 - 3 / 10),
+        # one class rank 2 with 5 samples, other full rank with 4 samples: rank 2 + 4
+        ([[1, 1, 0, 0, 0, 0, 0, 0, 0, 0], [1.0] * 10], [5, 4], 1 - 6 / 9),
+    ],
+)
+def test_zero_mass_matches_rank_of_a_draw(lam, sizes, expected):
+    m = MixtureModel.from_eigen(np.array(lam, float), sizes)
+    assert m.zero_mass() == pytest.approx(expected, abs=1e-15)
+    # the rank of an actual Gaussian draw (general position) agrees
+    X, _ = m.sample(rng=0)
+    r = np.linalg.matrix_rank(X)
+    assert 1 - r / m.n == pytest.approx(expected, abs=1e-15)
+    # the dense path of the rank formula agrees as well
+    dense = MixtureModel(np.zeros((m.k, m.p)), m.covariances + 0.0, sizes)
+    dense._eigen_checked = True  # force the dense code path of zero_mass
+    dense._eigen = None
+    assert dense.zero_mass() == pytest.approx(expected, abs=1e-15)
+
+
+def test_sample_moments_and_seed():
+    p = 4
+    U = _rotation(p, 2)
+    lam = np.array([[1.0, 2.0, 0.5, 0.1], [3.0, 0.2, 1.0, 1.0]])
+    mu = np.arange(2 * p, dtype=float).reshape(2, p)
+    m = MixtureModel.from_eigen(lam, [40000, 30000], means=mu, basis=U)
+    X, y = m.sample(rng=5, chunk_size=7000)
+    X2, _ = m.sample(rng=5, chunk_size=7000)
+    np.testing.assert_array_equal(X, X2)
+    assert X.shape == (70000, p) and y.tolist().count(1) == 30000
+    for a in range(2):
+        Xa = X[y == a]
+        n_a = Xa.shape[0]
+        # sample-mean error is C_a^{1/2} z / sqrt(n_a): 5 standard errors
+        se = np.sqrt(np.diag(m.covariances[a]) / n_a)
+        assert np.all(np.abs(Xa.mean(0) - mu[a]) < 5 * se)
+        emp = np.cov(Xa.T)
+        # covariance entries fluctuate by sqrt((C_ii C_jj + C_ij^2) / n_a)
+        C = m.covariances[a]
+        sd = np.sqrt((np.outer(np.diag(C), np.diag(C)) + C ** 2) / n_a)
+        assert np.all(np.abs(emp - C) < 5 * sd)
+
+
+def test_moment_accumulator_matches_numpy():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 6)) * 3 + 1e4  # large mean: the streaming update must not cancel
+    y = rng.integers(0, 3, 500)
+    acc = MomentAccumulator()
+    for lo in range(0, 500, 37):
+        acc.update(X[lo:lo + 37], y[lo:lo + 37])
+    for a in range(3):
+        np.testing.assert_allclose(acc.means[a], X[y == a].mean(0), rtol=1e-13)
+        np.testing.assert_allclose(acc.covariances[a], np.cov(X[y == a].T), rtol=1e-9)
+    m = MixtureModel.from_features(X, y)
+    assert m.sizes.tolist() == np.bincount(y).tolist()
+    np.testing.assert_allclose(m.covariances, acc.covariances)
+    m2 = MixtureModel.from_features(X, y, sizes=[10, 10, 10])
+    assert m2.n == 30
+
+
+def test_from_features_bad_input():
+    X = np.ones((5, 3))
+    with pytest.raises(ValueError, match="length 4"):
+        MixtureModel.from_features(X, [0, 0, 1, 1])
+    y = np.array([0, 0, 0, 0, 1])
+    with pytest.raises(ValueError, match="class 1 has 1 sample"):
+        MixtureModel.from_features(np.random.default_rng(0).standard_normal((5, 3)), y)
+    Xn = np.ones((5, 3))
+    Xn[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite.*\(2, 1\)"):
+        MixtureModel.from_features(Xn, [0, 0, 0, 1, 1])
+
+
+def test_scaled_and_variants():
+    m = MixtureModel.from_eigen([[1.0, 2.0]], [3], means=[[1.0, 1.0]])
+    s = m.scaled(4.0)
+    np.testing.assert_allclose(s.eigen.eigenvalues, [[4.0, 8.0]])
+    np.testing.assert_allclose(s.means, [[2.0, 2.0]])
+    assert m.with_sizes([7]).n == 7
+    with pytest.raises(ValueError, match="scale"):
+        m.scaled(-1.0)

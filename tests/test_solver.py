@@ -1,0 +1,142 @@
+"""The fixed-point solve: against a slow reference, result object, bad input."""
+
+import numpy as np
+import pytest
+
+import rmtgan
+from rmtgan import MixtureModel, solve
+
+
+def reference_delta(model, z, iters=20000):
+    """Slow reference: damped fixed-point iteration with explicit p x p inverses.
+
+    For ``Im z`` of order one the map is a contraction on the Herglotz branch, so
+    plain iteration converges (slowly) to the unique solution.
+    """
+    cov = model.covariances
+    c = model.ratios
+    p = model.p
+    d = np.zeros(model.k, complex)
+    for _ in range(iters):
+        R = np.linalg.inv(np.tensordot(c / (1 + d), cov, axes=1) - z * np.eye(p))
+        new = np.array([np.trace(C @ R) / p for C in cov])
+        if np.max(np.abs(new - d)) < 1e-15:
+            return new
+        d = 0.5 * d + 0.5 * new
+    raise AssertionError("reference did not converge")
+
+
+def _model(seed, p=12, k=3, commuting=True):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(5, 30, k)
+    if commuting:
+        return MixtureModel.from_eigen(rng.uniform(0.2, 3.0, (k, p)), sizes)
+    covs = []
+    for _ in range(k):
+        A = rng.standard_normal((p, p))
+        covs.append(A @ A.T / p + 0.1 * np.eye(p))
+    return MixtureModel(np.zeros((k, p)), np.stack(covs), sizes)
+
+
+@pytest.mark.parametrize("commuting", [True, False])
+def test_against_slow_reference(commuting):
+    model = _model(0, commuting=commuting)
+    z = np.array([0.5 + 1.0j, 3.0 + 0.7j, -1.0 + 0.5j, 10 + 2j])
+    res = solve(model, z)
+    assert res.success and res.converged.all()
+    for j, zj in enumerate(z):
+        ref = reference_delta(model, zj)
+        np.testing.assert_allclose(res.delta[j], ref, rtol=1e-10, atol=1e-13)
+
+
+def test_dense_path_equals_commuting_path():
+    model = _model(1, p=20)
+    z = np.array([[0.3 + 0.01j, 2.0 + 1e-4j], [5.0 + 0.5j, -0.5 + 0.0j]])
+    fast = solve(model, z, method="commuting")
+    slow = solve(model, z, method="dense")
+    assert fast.method == "commuting" and slow.method == "dense"
+    assert fast.delta.shape == (2, 2, 3)
+    np.testing.assert_allclose(slow.delta, fast.delta, rtol=1e-10, atol=1e-12)
+
+
+def test_herglotz_and_conjugate_symmetry():
+    model = _model(2)
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-2, 8, 40) + 1j * 10 ** rng.uniform(-6, 1, 40)
+    res = solve(model, z)
+    assert res.success
+    assert np.all(res.delta.imag > 0)
+    assert np.all(res.stieltjes.imag > 0)
+    low = solve(model, np.conj(z))
+    np.testing.assert_allclose(low.delta, np.conj(res.delta), rtol=1e-12)
+
+
+def test_negative_real_axis_is_real_and_positive():
+    model = _model(3)
+    res = solve(model, -np.geomspace(1e-3, 1e3, 7))
+    assert res.success
+    assert np.all(np.abs(res.delta.imag) < 1e-14 * np.abs(res.delta))
+    assert np.all(res.delta.real > 0)
+
+
+def test_fixed_point_residual_is_small():
+    model = _model(4)
+    z = np.linspace(0.05, 6, 30) + 0j  # on the real axis: the eta -> 0 limit
+    res = solve(model, z)
+    assert res.success
+    from rmtgan.solver import make_backend
+
+    t, _, _ = make_backend(model).evaluate(z, res.delta)
+    assert np.max(np.abs(res.delta - t)) < 1e-11 * np.max(np.abs(res.delta))
+    assert np.all(res.delta.imag >= -1e-14 * np.abs(res.delta))  # real (up to rounding) in gaps
+
+
+def test_result_object_reports():
+    model = _model(5)
+    res = solve(model, [1.0 + 1.0j])
+    assert "converged" in res.message and res.success
+    assert res.iterations.shape == (1,) and res.iterations[0] > 0
+    assert res.residual[0] <= 1e-12
+    assert "SolveResult(success=True" in repr(res)
+
+
+def test_nonconvergence_is_reported_not_hidden():
+    # Newton capped at one iteration cannot reach the tolerance from a poor start
+    from rmtgan.solver import make_backend, newton
+
+    model = MixtureModel.from_eigen(np.ones((1, 50)), [20])
+    out = newton(make_backend(model), np.array([1.0 + 1e-3j]), np.array([[5.0 + 5.0j]]), maxiter=1)
+    assert not out.converged[0] and out.residual[0] > 1e-12 and np.isfinite(out.delta).all()
+    with pytest.raises(ValueError, match="z = 0"):
+        solve(model, [0.0, 1.0 + 1j])
+    # close to the pole at 0 (p > n): delta ~ -(1 - n/p) / z, still solved and finite
+    res = solve(model, [1e-9])
+    assert res.success
+    assert res.delta[0, 0].real == pytest.approx(-(1 - 20 / 50) / 1e-9, rel=1e-6)
+
+
+def test_bad_input():
+    model = _model(6)
+    with pytest.raises(ValueError, match="non-finite"):
+        solve(model, [1.0, np.nan])
+    with pytest.raises(TypeError, match="MixtureModel"):
+        solve("model", [1.0j])
+    with pytest.raises(ValueError, match="method"):
+        solve(model, [1j], method="fast")
+    with pytest.raises(TypeError, match="numeric"):
+        solve(model, ["a"])
+    with pytest.raises(ValueError, match="tol"):
+        solve(model, [1j], tol=0.0)
+    noncomm = _model(7, commuting=False)
+    with pytest.raises(ValueError, match="do not commute"):
+        solve(noncomm, [1j], method="commuting")
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, rmtgan; print('torch' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    assert rmtgan.__version__

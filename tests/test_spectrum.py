@@ -1,0 +1,245 @@
+"""The limiting Gram spectrum: closed forms, invariants, Monte Carlo, bad input."""
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rmtgan import MixtureModel, gram_spectrum
+
+
+def mp_model(gamma, p=400):
+    return MixtureModel.from_eigen(np.ones((1, p)), [int(round(gamma * p))])
+
+
+def mp_density(x, gamma):
+    scalar = np.ndim(x) == 0
+    x = np.atleast_1d(np.asarray(x, float))
+    a, b = (np.sqrt(gamma) - 1) ** 2, (np.sqrt(gamma) + 1) ** 2
+    inside = (x > a) & (x < b)
+    out = np.zeros_like(x)
+    xi = x[inside]
+    out[inside] = np.sqrt((b - xi) * (xi - a)) / (2 * np.pi * gamma * xi)
+    return out[0] if scalar else out
+
+
+# --------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("gamma", [0.4, 1.0, 3.0])
+def test_marchenko_pastur(gamma):
+    spec = gram_spectrum(mp_model(gamma))
+    assert spec.success, spec.message
+    a, b = (np.sqrt(gamma) - 1) ** 2, (np.sqrt(gamma) + 1) ** 2
+    assert len(spec.support) == 1
+    left, right = spec.support[0]
+    if gamma == 1.0:
+        assert left == 0.0  # hard edge
+    else:
+        assert abs(left - a) <= 1e-10 * a
+    assert abs(right - b) <= 1e-10 * b
+    assert spec.atom == pytest.approx(max(0.0, 1 - 1 / gamma), abs=1e-15)
+    # density, relative error, from the middle down to 1e-6 of the width from each edge
+    s = np.concatenate([np.geomspace(1e-6, 0.5, 60), 1 - np.geomspace(1e-6, 0.5, 60)])
+    x = a + (b - a) * s
+    np.testing.assert_allclose(spec.density(x), mp_density(x, gamma), rtol=1e-8)
+    # outside the support the density vanishes exactly
+    assert np.all(spec.density(np.array([b * 1.001, b * 2])) == 0)
+    # CDF against quadrature of the closed form
+    for xq in a + (b - a) * np.array([0.01, 0.3, 0.77]):
+        ref = max(0.0, 1 - 1 / gamma) + scipy.integrate.quad(mp_density, a, xq, args=(gamma,),
+                                                              epsabs=1e-13, limit=200)[0]
+        assert spec.cdf(np.array([xq]))[0] == pytest.approx(ref, abs=1e-9)
+    assert spec.cdf(np.array([b + 1]))[0] == pytest.approx(1.0, abs=1e-12)
+    q = np.linspace(0.01, 0.99, 17)
+    q = q[q > spec.atom]
+    np.testing.assert_allclose(spec.cdf(spec.quantiles(q)), q, atol=1e-11)
+
+
+def test_mp_inexact_density_is_the_interpolant_and_close():
+    spec = gram_spectrum(mp_model(3.0))
+    a, b = spec.support[0]
+    x = np.linspace(a, b, 101)[1:-1]
+    np.testing.assert_allclose(spec.density(x, exact=False), mp_density(x, 3.0), rtol=1e-8)
+
+
+def test_two_separated_intervals():
+    # n = 10 p and two well separated population atoms: the p non-zero eigenvalues of G
+    # form two groups (around gamma * 1 and gamma * 10), each of mass (p/2)/n
+    lam = np.concatenate([np.full(200, 1.0), np.full(200, 10.0)])[None]
+    spec = gram_spectrum(MixtureModel.from_eigen(lam, [4000]))
+    assert spec.success, spec.message
+    assert len(spec.support) == 2
+    (l1, r1), (l2, r2) = spec.support
+    assert 0 < l1 < r1 < l2 < r2
+    assert spec.atom == pytest.approx(0.9, abs=1e-15)
+    masses = [iv.mass for iv in spec.intervals]
+    np.testing.assert_allclose(masses, [0.05, 0.05], atol=1e-9)
+    assert spec.density(np.array([(r1 + l2) / 2]))[0] == 0.0
+    assert spec.cdf(np.array([(r1 + l2) / 2]))[0] == pytest.approx(0.95, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- invariants
+@st.composite
+def models(draw):
+    k = draw(st.integers(1, 3))
+    p = draw(st.integers(20, 60))
+    atoms = draw(st.lists(st.floats(0.2, 4.0), min_size=1, max_size=3))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    lam = rng.choice(np.array(atoms), size=(k, p)) * rng.uniform(0.5, 2.0, (k, 1))
+    sizes = draw(st.lists(st.integers(5, 120), min_size=k, max_size=k))
+    return MixtureModel.from_eigen(lam, sizes)
+
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                    print_blob=True)
+
+
+def _same_spectrum(s1, s2, scale=1.0, rtol=1e-8):
+    assert len(s1.support) == len(s2.support)
+    for (a1, b1), (a2, b2) in zip(s1.support, s2.support, strict=True):
+        assert a2 == pytest.approx(scale * a1, rel=1e-9, abs=1e-12 * scale * b1)
+        assert b2 == pytest.approx(scale * b1, rel=1e-9)
+    assert s2.atom == pytest.approx(s1.atom, abs=1e-14)
+    for a, b in s1.support:
+        x = a + (b - a) * np.linspace(0.05, 0.95, 7)
+        np.testing.assert_allclose(s2.density(scale * x) * scale, s1.density(x), rtol=rtol)
+
+
+@SETTINGS
+@given(models(), st.floats(0.01, 100.0))
+def test_scaling(model, s):
+    _same_spectrum(gram_spectrum(model), gram_spectrum(model.scaled(s)), scale=s)
+
+
+@SETTINGS
+@given(models(), st.randoms(use_true_random=False))
+def test_class_permutation(model, rnd):
+    perm = list(range(model.k))
+    rnd.shuffle(perm)
+    permuted = MixtureModel.from_eigen(model.eigen.eigenvalues[perm], model.sizes[perm])
+    _same_spectrum(gram_spectrum(model), gram_spectrum(permuted))
+
+
+@SETTINGS
+@given(models(), st.integers(1, 1000))
+def test_splitting_a_class(model, cut):
+    sizes = model.sizes
+    a = int(np.argmax(sizes))
+    n1 = 1 + cut % (sizes[a] - 1)
+    lam = model.eigen.eigenvalues
+    split = MixtureModel.from_eigen(np.vstack([lam, lam[a:a + 1]]),
+                                    np.concatenate([np.where(np.arange(model.k) == a, n1, sizes),
+                                                    [sizes[a] - n1]]))
+    _same_spectrum(gram_spectrum(model), gram_spectrum(split))
+
+
+@SETTINGS
+@given(models())
+def test_mass_moment_and_herglotz(model):
+    spec = gram_spectrum(model)
+    assert spec.success, spec.message
+    # mass: Gauss-Jacobi quadrature of the exact density with the edge weights
+    # (x - a)^{1/2} (b - x)^{1/2} (soft edges) or (x - a)^{-1/2} (b - x)^{1/2} (hard edge at 0)
+    total = 0.0
+    for a, b in spec.support:
+        left = -0.5 if a == 0.0 else 0.5
+        t, w = scipy.special.roots_jacobi(400, 0.5, left)
+        x = a + (b - a) * (t + 1) / 2
+        total += (b - a) / 2 * np.sum(w * spec.density(x) / ((1 - t) ** 0.5 * (1 + t) ** left))
+    assert total + spec.atom == pytest.approx(1.0, abs=1e-8)
+    assert spec.mass + spec.atom == pytest.approx(1.0, abs=1e-8)
+    # first moment: (1/n) sum_a n_a (1/p) tr C_a
+    expected = np.sum(model.sizes * model.traces()) / model.n
+    assert spec.mean() == pytest.approx(expected, rel=1e-8)
+    # Herglotz and the behaviour at infinity
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-1, 2, 8) * spec.scale + 1j * spec.scale * 10 ** rng.uniform(-4, 1, 8)
+    assert np.all(spec.stieltjes(z).imag > 0)
+    zbig = 1e6j * spec.scale
+    assert abs(-zbig * spec.stieltjes(np.array([zbig]))[0] - 1) <= 2 * expected / abs(zbig)
+
+
+def test_dense_path_matches_commuting_path():
+    rng = np.random.default_rng(3)
+    p = 30
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.stack([rng.uniform(0.5, 2, p), rng.uniform(1, 3, p)])
+    comm = MixtureModel.from_eigen(lam, [20, 45], basis=q)
+    s1 = gram_spectrum(comm, method="commuting")
+    s2 = gram_spectrum(comm, method="dense")
+    assert s2.method == "dense"
+    for (a1, b1), (a2, b2) in zip(s1.support, s2.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    x = np.linspace(s1.support[0][0], s1.support[-1][1], 40)[1:-1]
+    np.testing.assert_allclose(s2.density(x), s1.density(x), rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- Monte Carlo
+def _mc_check(model, draws, seed):
+    """Compare averaged sorted eigenvalues with predicted quantiles, and Stieltjes values.
+
+    Eigenvalue rigidity gives ``|lambda_(i) - q_i| = O(1/n)`` in the bulk (``n^{-2/3}``
+    at the few edge eigenvalues), so the mean absolute deviation is ``O(scale / n)``;
+    ``E m_n(z) - m(z) = O(1 / (n eta^2))`` at distance ``eta`` from the axis.  The
+    constants (0.5 and 0.25, in units of the support width and of the first moment)
+    are fixed; a model whose class sizes are off by 10 % exceeds the first bound
+    about threefold, so the check has teeth.
+    """
+    spec = gram_spectrum(model)
+    n = model.n
+    rng = np.random.default_rng(seed)
+    eig = []
+    z = np.array([0.5, 1.0, 2.0]) * spec.mean() + 0.5j * spec.mean()
+    mz = []
+    for _ in range(draws):
+        X, _ = model.sample(rng=rng)
+        ev = np.linalg.eigvalsh(X @ X.T / model.p)
+        eig.append(ev)
+        mz.append(np.mean(1.0 / (ev[None, :] - z[:, None]), axis=1))
+    eig = np.mean(eig, axis=0)
+    q = spec.quantiles((np.arange(n) + 0.5) / n)
+    width = spec.support[-1][1] - spec.support[0][0]
+    w1 = np.mean(np.abs(eig - q))
+    assert w1 <= 0.5 * width / n, (w1, width / n)
+    err = np.abs(np.mean(mz, axis=0) - spec.stieltjes(z))
+    eta = z.imag
+    assert np.all(err <= 0.25 / (n * eta ** 2) * spec.mean()), err
+
+
+def test_monte_carlo_small():
+    lam = np.stack([np.linspace(0.5, 1.5, 80), np.linspace(2.0, 0.5, 80)])
+    _mc_check(MixtureModel.from_eigen(lam, [90, 150]), draws=8, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_monte_carlo_three_classes(gamma):
+    p = 300
+    rng = np.random.default_rng(1)
+    lam = np.stack([rng.uniform(0.5, 1.5, p), rng.gamma(4, 0.25, p), np.exp(rng.normal(0, 0.4, p))])
+    n = int(gamma * p)
+    _mc_check(MixtureModel.from_eigen(lam, [n // 6, n // 3, n - n // 6 - n // 3]), draws=20, seed=2)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_bad_queries():
+    spec = gram_spectrum(mp_model(2.0, p=50))
+    with pytest.raises(ValueError, match="non-finite"):
+        spec.density([1.0, np.nan])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        spec.quantiles([1.5])
+    with pytest.raises(ValueError, match="z = 0"):
+        spec.stieltjes([0.0])
+    with pytest.raises(TypeError, match="MixtureModel"):
+        gram_spectrum(np.eye(3))
+    with pytest.raises(TypeError, match="real"):
+        spec.density([1 + 1j])
+
+
+def test_zero_covariance_class_is_all_atom():
+    model = MixtureModel.from_eigen(np.zeros((1, 10)), [20])
+    spec = gram_spectrum(model)
+    assert spec.support == [] and spec.atom == 1.0
+    assert spec.cdf(np.array([0.0]))[0] == 1.0
