@@ -16,8 +16,12 @@ Each is compiled twice from the same per-point routine: serially (few points:
 no thread start-up) and in parallel over the points.  They are compiled once and
 cached on disk (``cache=True``); the Python entry points choose the variant.
 
-Array layouts: ``lam`` is ``(k, p)`` C-contiguous, ``c`` is ``(k,)``, ``z`` is
-``(m,)`` complex, ``delta`` is ``(m, k)`` complex, ``mt`` is ``(k_m, p)``.
+Eigen-directions that carry the same eigenvalue in every class are merged
+(``lam`` holds the ``q <= p`` distinct columns, ``lamw`` the same times their
+multiplicities), so isotropic classes cost ``O(k^2)`` per point whatever ``p``.
+
+Array layouts: ``lam``, ``lamw`` are ``(k, q)`` C-contiguous, ``c`` is ``(k,)``,
+``z`` is ``(m,)`` complex, ``delta`` is ``(m, k)`` complex, ``mm`` is ``(k, k, q)``.
 """
 
 from __future__ import annotations
@@ -50,9 +54,9 @@ def _inverse_diagonal(z, w_re, w_im, lam, rr, ri, r2r, r2i):  # pragma: no cover
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi):  # pragma: no cover
+def _evaluate_point(j, z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out,
+                    rr, ri, r2r, r2i, wr, wi):  # pragma: no cover - compiled
     k, p = lam.shape
-    inv_p = 1.0 / p
     for b in range(k):
         w = c[b] / (1.0 + delta[j, b])
         wr[b] = w.real
@@ -64,7 +68,7 @@ def _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2
         s3 = 0.0
         s4 = 0.0
         for i in range(p):
-            la = lam[a, i]
+            la = lamw[a, i]
             s1 += la * rr[i]
             s2 += la * ri[i]
             s3 += la * r2r[i]
@@ -75,7 +79,7 @@ def _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2
             s1 = 0.0
             s2 = 0.0
             for i in range(p):
-                lab = lam[a, i] * lam[b, i]
+                lab = lamw[a, i] * lam[b, i]
                 s1 += lab * r2r[i]
                 s2 += lab * r2i[i]
             sab = complex(s1, s2) * inv_p
@@ -86,27 +90,28 @@ def _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2
 
 
 @njit(cache=True, fastmath=True)
-def _evaluate_serial(z, delta, lam, c, t_out, jac_out, tz_out):  # pragma: no cover - compiled
+def _evaluate_serial(z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out):  # pragma: no cover - compiled
     k, p = lam.shape
     rr, ri, r2r, r2i = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
     wr, wi = np.empty(k), np.empty(k)
     for j in range(z.shape[0]):
-        _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi)
+        _evaluate_point(j, z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi)
 
 
 @njit(cache=True, fastmath=True, parallel=True)
-def _evaluate_parallel(z, delta, lam, c, t_out, jac_out, tz_out):  # pragma: no cover - compiled
+def _evaluate_parallel(z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out):  # pragma: no cover
     k, p = lam.shape
     for j in prange(z.shape[0]):
         rr, ri, r2r, r2i = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
         wr, wi = np.empty(k), np.empty(k)
-        _evaluate_point(j, z, delta, lam, c, t_out, jac_out, tz_out, rr, ri, r2r, r2i, wr, wi)
+        _evaluate_point(j, z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out,
+                        rr, ri, r2r, r2i, wr, wi)
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _mean_point(j, z, delta, lam, c, mt, out, dz_out, rr, ri, r2r, r2i, wr, wi):  # pragma: no cover
+def _mean_point(j, z, delta, lam, c, mm, out, dz_out, rr, ri, r2r, r2i, wr, wi):  # pragma: no cover
     k, p = lam.shape
-    km = mt.shape[0]
+    km = mm.shape[0]
     for b in range(k):
         w = c[b] / (1.0 + delta[j, b])
         wr[b] = w.real
@@ -119,7 +124,7 @@ def _mean_point(j, z, delta, lam, c, mt, out, dz_out, rr, ri, r2r, r2i, wr, wi):
             s3 = 0.0
             s4 = 0.0
             for i in range(p):
-                v = mt[a, i] * mt[b, i]
+                v = mm[a, b, i]
                 s1 += v * rr[i]
                 s2 += v * ri[i]
                 s3 += v * r2r[i]
@@ -131,20 +136,27 @@ def _mean_point(j, z, delta, lam, c, mt, out, dz_out, rr, ri, r2r, r2i, wr, wi):
 
 
 @njit(cache=True, fastmath=True, parallel=True)
-def _mean_quadratic(z, delta, lam, c, mt, out, dz_out):  # pragma: no cover - compiled
+def _mean_quadratic(z, delta, lam, c, mm, out, dz_out):  # pragma: no cover - compiled
     k, p = lam.shape
     for j in prange(z.shape[0]):
         rr, ri, r2r, r2i = np.empty(p), np.empty(p), np.empty(p), np.empty(p)
         wr, wi = np.empty(k), np.empty(k)
-        _mean_point(j, z, delta, lam, c, mt, out, dz_out, rr, ri, r2r, r2i, wr, wi)
+        _mean_point(j, z, delta, lam, c, mm, out, dz_out, rr, ri, r2r, r2i, wr, wi)
 
 
-def commuting_evaluate(z, delta, lam, c, t_out, jac_out, tz_out) -> None:
-    """Fill ``t_out (m,k)``, ``jac_out (m,k,k)`` (``dt/ddelta``) and ``tz_out (m,k)`` in place."""
+def commuting_evaluate(z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out) -> None:
+    """Fill ``t_out (m,k)``, ``jac_out (m,k,k)`` (``dt/ddelta``) and ``tz_out (m,k)`` in place.
+
+    ``lam`` (k, q) holds the distinct eigen-directions, ``lamw = lam * multiplicity``
+    and ``inv_p = 1/p``.
+    """
     kernel = _evaluate_parallel if z.shape[0] >= PARALLEL_MIN_POINTS else _evaluate_serial
-    kernel(z, delta, lam, c, t_out, jac_out, tz_out)
+    kernel(z, delta, lam, lamw, c, inv_p, t_out, jac_out, tz_out)
 
 
-def commuting_mean_quadratic(z, delta, lam, c, mt, out, dz_out) -> None:
-    """Fill ``out[j] = M^T R(z_j) M`` and ``dz_out[j] = M^T R(z_j)^2 M`` (``delta`` held fixed)."""
-    _mean_quadratic(z, delta, lam, c, mt, out, dz_out)
+def commuting_mean_quadratic(z, delta, lam, c, mm, out, dz_out) -> None:
+    """Fill ``out[j] = M^T R(z_j) M`` and ``dz_out[j] = M^T R(z_j)^2 M`` (``delta`` held fixed).
+
+    ``mm[a, b, i]`` is the sum of ``mt_a mt_b`` over the eigen-directions merged into column ``i``.
+    """
+    _mean_quadratic(z, delta, lam, c, mm, out, dz_out)

@@ -338,14 +338,18 @@ class MixtureModel:
     def _replace(self, means=None, sizes=None, scale: float = 1.0) -> MixtureModel:
         means = self._means if means is None else means
         sizes = self._sizes if sizes is None else sizes
-        if self._cov is None or (self._eigen_checked and self._eigen is not None and self._eigen.basis is None):
+        diagonal = self._eigen_checked and self._eigen is not None and self._eigen.basis is None
+        if self._cov is None or diagonal:
             e = self.eigen
             return MixtureModel.from_eigen(e.eigenvalues * scale, sizes, means=means, basis=e.basis)
         new = MixtureModel.__new__(MixtureModel)
         new._init_common(means, sizes, self._k, self._p)
         new._cov = self._cov * scale
         new._eigen_checked = self._eigen_checked
-        new._eigen = None if self._eigen is None else EigenForm(self._eigen.eigenvalues * scale, self._eigen.basis)
+        if self._eigen is not None:
+            new._eigen = EigenForm(self._eigen.eigenvalues * scale, self._eigen.basis)
+        else:
+            new._eigen = None
         return new
 
     # ------------------------------------------------------------------ sampling
@@ -390,11 +394,8 @@ class MixtureModel:
         n = int(np.sum(sizes))
         out = np.empty((n, self._p), dtype=dtype)
         labels = np.repeat(np.arange(self._k), sizes)
-        start = 0
-        for lo, block, lab in self.iter_samples(sizes, rng=rng, chunk_size=chunk_size):
+        for lo, block, _ in self.iter_samples(sizes, rng=rng, chunk_size=chunk_size):
             out[lo:lo + block.shape[0]] = block
-            start = lo + block.shape[0]
-        assert start == n
         return out, labels
 
     def iter_samples(self, sizes=None, *, rng=None, chunk_size: int = 4096) -> Iterator:

@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 
 from rmtgan._validation import as_points
-from rmtgan.kernels import commuting_evaluate, commuting_mean_quadratic
+from rmtgan.commuting import CommutingBackend
+from rmtgan.dense import DenseBackend
 from rmtgan.model import MixtureModel
 
 __all__ = [
@@ -51,112 +51,37 @@ class ConvergenceError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- backends
-class CommutingBackend:
-    """Evaluate the fixed-point map for commuting covariances (numba kernels)."""
+def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "numpy", device=None):
+    """Pick the evaluation backend.
 
-    name = "commuting"
-
-    def __init__(self, model: MixtureModel):
-        eig = model.eigen
-        if eig is None:
-            raise ValueError("the covariances of this model do not commute; use method='dense'")
-        self.k = model.k
-        self.p = model.p
-        self.c = np.ascontiguousarray(model.ratios, dtype=np.float64)
-        self.lam = np.ascontiguousarray(eig.eigenvalues, dtype=np.float64)  # (k, p)
-        self.mt = np.ascontiguousarray(eig.rotate(model.means.T).T, dtype=np.float64)  # (k, p)
-        self.n_evaluations = 0
-
-    def evaluate(self, z: np.ndarray, delta: np.ndarray):
-        """Return ``t (m,k)``, ``dt/ddelta (m,k,k)``, ``dt/dz (m,k)`` at each point."""
-        m = z.shape[0]
-        t = np.empty((m, self.k), np.complex128)
-        jac = np.empty((m, self.k, self.k), np.complex128)
-        tz = np.empty((m, self.k), np.complex128)
-        if m:
-            commuting_evaluate(np.ascontiguousarray(z, np.complex128),
-                               np.ascontiguousarray(delta, np.complex128), self.lam, self.c, t, jac, tz)
-        self.n_evaluations += m
-        return t, jac, tz
-
-    def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
-        """Return ``M^T R M`` and ``M^T R^2 M`` (each ``(m, k, k)``) with ``R`` the no-means resolvent."""
-        m = z.shape[0]
-        out = np.empty((m, self.k, self.k), np.complex128)
-        dz = np.empty((m, self.k, self.k), np.complex128)
-        if m:
-            commuting_mean_quadratic(np.ascontiguousarray(z, np.complex128),
-                                     np.ascontiguousarray(delta, np.complex128),
-                                     self.lam, self.c, self.mt, out, dz)
-        self.n_evaluations += m
-        return out, dz
-
-
-class DenseBackend:
-    """Evaluate the fixed-point map for general covariances (one inverse per point).
-
-    ``R`` is complex symmetric (``R^T = R``), so ``tr(C_a R) = sum(C_a * R)``,
-    ``tr(C_a R C_b R) = sum((R C_a) * (R C_b)^T)`` and ``tr(C_a R^2) = sum((R C_a) * R)``.
+    Parameters
+    ----------
+    model : MixtureModel
+    method : {'auto', 'commuting', 'dense'}
+        ``'auto'`` takes the numba path when the covariances commute, the dense
+        (one ``p x p`` inverse per point) path otherwise.
+    backend : {'numpy', 'torch'}
+        Array library of the dense path: LAPACK through SciPy, or torch (imported
+        only here; ``device`` then selects ``'cpu'`` or ``'cuda'``).  Ignored by the
+        commuting path.
+    device : str or torch.device, optional
+        Torch device (default: ``'cuda'`` when available, else ``'cpu'``).
     """
-
-    name = "dense"
-
-    def __init__(self, model: MixtureModel):
-        self.k = model.k
-        self.p = model.p
-        self.c = np.asarray(model.ratios, dtype=np.float64)
-        self.cov = model.covariances
-        self.means = model.means
-        self.n_evaluations = 0
-
-    def _resolvent(self, zj: complex, dj: np.ndarray) -> np.ndarray:
-        w = self.c / (1.0 + dj)
-        A = np.tensordot(w, self.cov, axes=1).astype(np.complex128)
-        A[np.diag_indices_from(A)] -= zj
-        return scipy.linalg.inv(A, overwrite_a=True, check_finite=False)
-
-    def evaluate(self, z: np.ndarray, delta: np.ndarray):
-        m, k, p = z.shape[0], self.k, self.p
-        t = np.empty((m, k), np.complex128)
-        jac = np.empty((m, k, k), np.complex128)
-        tz = np.empty((m, k), np.complex128)
-        for j in range(m):
-            R = self._resolvent(z[j], delta[j])
-            P = [R @ self.cov[a] for a in range(k)]
-            w = self.c / (1.0 + delta[j])
-            for a in range(k):
-                t[j, a] = np.sum(self.cov[a] * R) / p
-                tz[j, a] = np.sum(P[a] * R) / p
-                for b in range(k):
-                    jac[j, a, b] = (w[b] ** 2 / self.c[b]) * np.sum(P[a] * P[b].T) / p
-        self.n_evaluations += m
-        return t, jac, tz
-
-    def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
-        m, k = z.shape[0], self.k
-        out = np.empty((m, k, k), np.complex128)
-        dz = np.empty((m, k, k), np.complex128)
-        M = self.means.T
-        for j in range(m):
-            R = self._resolvent(z[j], delta[j])
-            RM = R @ M
-            out[j] = M.T @ RM
-            dz[j] = RM.T @ RM
-        self.n_evaluations += m
-        return out, dz
-
-
-def make_backend(model: MixtureModel, method: str = "auto"):
-    """Pick the evaluation backend: ``'commuting'``, ``'dense'`` or ``'auto'``."""
     if not isinstance(model, MixtureModel):
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
-    if method == "auto":
-        return CommutingBackend(model) if model.is_commuting else DenseBackend(model)
-    if method == "commuting":
+    if method not in ("auto", "commuting", "dense"):
+        raise ValueError(f"method must be 'auto', 'commuting' or 'dense', got {method!r}")
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    if device is not None and backend != "torch":
+        raise ValueError("device= needs backend='torch'")
+    if method == "commuting" or (method == "auto" and model.is_commuting):
         return CommutingBackend(model)
-    if method == "dense":
-        return DenseBackend(model)
-    raise ValueError(f"method must be 'auto', 'commuting' or 'dense', got {method!r}")
+    if backend == "torch":
+        from rmtgan.torch_backend import TorchDenseBackend
+
+        return TorchDenseBackend(model, device=device)
+    return DenseBackend(model)
 
 
 # --------------------------------------------------------------------------- Newton
@@ -255,7 +180,6 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
     returned with ``converged = False``.
     """
     m = z.shape[0]
-    k = traces.shape[0]
     x, y = z.real.copy(), z.imag.copy()
     eta = np.full(m, 4.0 * scale) if eta0 is None else np.array(eta0, dtype=float)
     floor = 1e-15 * scale
