@@ -73,7 +73,12 @@ def _tail(c: np.ndarray) -> float:
     return float(np.max(np.abs(c[-(c.shape[0] // 3):])) / top)
 
 
-def adaptive_panels(fun: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], lo: float, hi: float, *,
+def _interpolant(ucoef: np.ndarray, lo: float, hi: float, theta: np.ndarray) -> np.ndarray:
+    t = (2.0 * theta - (lo + hi)) / (hi - lo)
+    return np.stack([cheb.chebval(t, ucoef[:, c]) for c in range(ucoef.shape[1])], axis=-1)
+
+
+def adaptive_panels(fun: Callable[..., tuple[np.ndarray, np.ndarray]], lo: float, hi: float, *,
                     tail_rtol: float = TAIL_RTOL, mass_atol: float = 1e-14, max_depth: int = 14,
                     n0: int = 27) -> tuple[list[Panel], list[str]]:
     """Cover ``[lo, hi]`` with resolved Chebyshev panels of ``fun``.
@@ -81,7 +86,9 @@ def adaptive_panels(fun: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], 
     Parameters
     ----------
     fun : callable
-        ``fun(theta) -> (F (m,), u (m, k))`` at an array of ``theta``.
+        ``fun(theta, guess) -> (F (m,), u (m, k))`` at an array of ``theta``;
+        ``guess`` is ``None`` or the Chebyshev interpolant of ``u`` from a coarser
+        level (nested nodes, or the parent panel), to start Newton from.
     tail_rtol : float
         A panel is resolved when its last third of coefficients is below
         ``tail_rtol`` times its largest one, or when that tail cannot move the
@@ -95,17 +102,17 @@ def adaptive_panels(fun: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], 
     """
     panels: list[Panel] = []
     problems: list[str] = []
-    stack = [(lo, hi, 0)]
+    stack = [(lo, hi, 0, None)]
     while stack:
-        a, b, depth = stack.pop()
+        a, b, depth, parent = stack.pop()
         th = nodes(a, b, n0)
-        F, u = fun(th)
+        F, u = fun(th, None if parent is None else _interpolant(*parent, th))
         for n in (n0, 3 * n0):
             if n != n0:
                 th3 = nodes(a, b, n)
                 fresh = np.ones(n, bool)
                 fresh[1::3] = False
-                F3, u3 = fun(th3[fresh])
+                F3, u3 = fun(th3[fresh], _interpolant(coefficients(u), a, b, th3[fresh]))
                 Fa = np.empty(n)
                 ua = np.empty((n, u.shape[1]), complex)
                 Fa[fresh], ua[fresh] = F3, u3
@@ -124,7 +131,8 @@ def adaptive_panels(fun: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], 
             panels.append(Panel(a, b, c, coefficients(u), mass, tail))
         else:
             mid = 0.5 * (a + b)
-            stack.append((mid, b, depth + 1))
-            stack.append((a, mid, depth + 1))
+            parent = (coefficients(u), a, b)
+            stack.append((mid, b, depth + 1, parent))
+            stack.append((a, mid, depth + 1, parent))
     panels.sort(key=lambda pn: pn.lo)
     return panels, problems
