@@ -8,10 +8,19 @@ Main entry points
 MixtureModel        validated class sizes, means, covariances
 solve               the fixed point delta(z) of the Gram resolvent
 gram_spectrum       limiting spectrum of G: density, support, atom, CDF, quantiles
+gram_eigenvalues    empirical eigenvalues of G through the smaller side
 
 ``import rmtgan`` never imports torch; the GAN adapter lives in ``rmtgan.gan``.
 """
 
+from rmtgan.empirical import (
+    GramAccumulator,
+    class_alignment_matrix,
+    class_alignments,
+    gram_eigenvalues,
+    leading_eigenpairs,
+    mean_alignments,
+)
 from rmtgan.model import EigenForm, MixtureModel, MomentAccumulator
 from rmtgan.solver import ConvergenceError, SolveResult, solve
 from rmtgan.spectrum import GramSpectrum, SupportInterval, gram_spectrum
@@ -19,6 +28,12 @@ from rmtgan.spectrum import GramSpectrum, SupportInterval, gram_spectrum
 __version__ = "0.1.0"
 
 __all__ = [
+    "GramAccumulator",
+    "class_alignment_matrix",
+    "class_alignments",
+    "gram_eigenvalues",
+    "leading_eigenpairs",
+    "mean_alignments",
     "ConvergenceError",
     "EigenForm",
     "GramSpectrum",
