@@ -94,7 +94,8 @@ def test_peer_deformed_mp(r, benchmark):
     X = rng.standard_normal((n, p)) * np.sqrt(lam)
     eig = np.linalg.eigvalsh(X.T @ X / n)
     ks_o, ks_f = _ks(eig, cdf_o), _ks(eig, cdf_f)
-    row = (f"| {r} | {t_ours * 1e3:.0f} | {t_free * 1e3:.0f} | {abs(mass_o - 1):.1e} | {abs(mass_f - 1):.1e} | "
+    row = (f"| {r} | {t_ours * 1e3:.0f} | {t_free * 1e3:.0f} | {abs(mass_o - 1):.1e} | "
+           f"{abs(mass_f - 1):.1e} | "
            f"{len(sup_o)} / {len(sup_f)} | {sup_o[0][0]:.4f} / {sup_f[0][0]:.4f} / {eig[0]:.4f} | "
            f"{ks_o:.4f} | {ks_f:.4f} |")
     ROWS.append(row)

@@ -43,7 +43,8 @@ def main(argv=None) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     # the histogram is normalised to the bulk mass (1 - atom), like the density
     weights = np.full(nonzero.size, 1.0 / eig.size)
-    ax.hist(nonzero, bins=80, weights=weights * 80 / np.ptp(nonzero), alpha=0.5, label="Monte Carlo (one draw)")
+    ax.hist(nonzero, bins=80, weights=weights * 80 / np.ptp(nonzero), alpha=0.5,
+            label="Monte Carlo (one draw)")
     ax.plot(x, spec.density(x), "k", lw=1.5, label="deterministic equivalent")
     ax.set_xlabel("eigenvalue of $G = X^T X / p$")
     ax.set_ylabel("density (per $n$ eigenvalues)")

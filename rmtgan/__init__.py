@@ -8,11 +8,14 @@ Main entry points
 MixtureModel        validated class sizes, means, covariances
 solve               the fixed point delta(z) of the Gram resolvent
 gram_spectrum       limiting spectrum of G: density, support, atom, CDF, quantiles
+gram_spikes         isolated eigenvalues of G and eigenvector alignments
+compare             prediction against features and a Gaussian surrogate
 gram_eigenvalues    empirical eigenvalues of G through the smaller side
 
 ``import rmtgan`` never imports torch; the GAN adapter lives in ``rmtgan.gan``.
 """
 
+from rmtgan.comparison import Comparison, EmpiricalComparison, compare
 from rmtgan.empirical import (
     GramAccumulator,
     class_alignment_matrix,
@@ -24,10 +27,18 @@ from rmtgan.empirical import (
 from rmtgan.model import EigenForm, MixtureModel, MomentAccumulator
 from rmtgan.solver import ConvergenceError, SolveResult, solve
 from rmtgan.spectrum import GramSpectrum, SupportInterval, gram_spectrum
+from rmtgan.spikes import GramSpikes, PhaseTransitions, gram_spikes, phase_transitions
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
+    "EmpiricalComparison",
+    "GramSpikes",
+    "PhaseTransitions",
+    "compare",
+    "gram_spikes",
+    "phase_transitions",
     "GramAccumulator",
     "class_alignment_matrix",
     "class_alignments",

@@ -42,6 +42,8 @@ __all__ = [
     "DenseBackend",
 ]
 
+#: residual tolerance on the intermediate levels of :func:`continuation`.
+LEVEL_TOL = 1e-6
 #: default relative tolerance on the fixed-point residual ``|delta - t(delta)|``.
 DEFAULT_TOL = 1e-12
 
@@ -107,6 +109,7 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_T
     applied, so the returned error is of order ``residual^2``.
     """
     m, k = delta0.shape
+    tol_arr = np.broadcast_to(np.asarray(tol, dtype=float), (m,))
     delta = np.array(delta0, dtype=np.complex128, copy=True)
     conv = np.zeros(m, bool)
     iters = np.zeros(m, np.int64)
@@ -135,7 +138,7 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_T
         except np.linalg.LinAlgError:
             step = np.stack([_lstsq(J[i], F[i]) for i in range(J.shape[0])])
         step[~np.isfinite(step)] = 0.0
-        done = r <= tol
+        done = r <= tol_arr[active]
         new = d - step
         if herglotz:
             # a step that leaves the upper half plane is shortened so that every
@@ -188,7 +191,10 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
         delta = large_z_guess(traces, zc)
     else:
         delta = np.array(delta0, np.complex128)
-    out = newton(backend, zc, delta, tol=tol, maxiter=60)
+    # intermediate levels only need to stay near the branch: a loose tolerance there,
+    # the requested one on the last level (Newton's quadratic convergence does the rest)
+    tol_mid = max(tol, LEVEL_TOL)
+    out = newton(backend, zc, delta, tol=np.where(eta == 0, tol, tol_mid), maxiter=60)
     delta = out.delta
     ok = out.converged.copy()
     total_it = out.iterations.copy()
@@ -207,7 +213,7 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
         pred = delta[act] + dddz[act] * (z_new - zc[act])[:, None]
         # Herglotz: the predictor may not leave the upper half plane
         pred = np.where(pred.imag < 0, pred.real + 0j, pred)
-        res = newton(backend, z_new, pred, tol=tol, maxiter=8)
+        res = newton(backend, z_new, pred, tol=np.where(eta_new == 0, tol, tol_mid), maxiter=8)
         total_it[act] += res.iterations
         good = res.converged
         gi, bi = act[good], act[~good]
@@ -217,7 +223,7 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
         resid[gi] = res.residual[good]
         dddz[gi] = _ddelta_dz(res.jac[good], res.tz[good])
         cheap = res.iterations[good] <= 2
-        ratio[gi] = np.where(cheap, np.maximum(ratio[gi] ** 1.5, 1e-4), ratio[gi])
+        ratio[gi] = np.where(cheap, np.maximum(ratio[gi] ** 1.5, 1e-6), ratio[gi])
         finished[gi[eta[gi] == 0]] = True
         ratio[bi] = np.sqrt(ratio[bi])
         failed[bi[ratio[bi] > 0.97]] = True
@@ -303,7 +309,8 @@ def solve_points(backend, model: MixtureModel, z: np.ndarray, *, tol: float = DE
     return out
 
 
-def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_TOL) -> SolveResult:
+def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_TOL, backend: str = "numpy",
+          device=None, progress: bool = False) -> SolveResult:
     r"""Solve the fixed-point system for ``delta(z)`` at every point of ``z``.
 
     Parameters
@@ -318,6 +325,12 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
         Force a path; ``'auto'`` takes the numba path when the covariances commute.
     tol : float
         Relative residual tolerance.
+    backend : {'numpy', 'torch'}
+        Array library of the dense path (see :func:`make_backend`).
+    device : str, optional
+        Torch device with ``backend='torch'``.
+    progress : bool
+        Show a ``tqdm`` bar of the ``p x p`` inverses (dense path only).
 
     Returns
     -------
@@ -333,9 +346,14 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
         raise ValueError("z = 0 is not allowed: delta has a pole there when the covariances leave a kernel")
     if not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol must be in (0, 1), got {tol!r}")
-    backend = make_backend(model, method)
+    be = make_backend(model, method, backend=backend, device=device)
     flat = zarr.reshape(-1)
-    out = solve_points(backend, model, flat, tol=tol)
+    bar = getattr(be, "progress_bar", None)
+    if bar is not None and progress:
+        with bar(True, "solve"):
+            out = solve_points(be, model, flat, tol=tol)
+    else:
+        out = solve_points(be, model, flat, tol=tol)
     shape = zarr.shape
     n_bad = int(np.count_nonzero(~out.converged))
     if n_bad == 0:
@@ -350,6 +368,6 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
         residual=out.residual.reshape(shape),
         success=n_bad == 0,
         message=msg,
-        method=backend.name,
+        method=be.name,
         sizes=model.sizes,
     )

@@ -33,6 +33,7 @@ interpolated guess, to the solver's tolerance.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from rmtgan.model import MixtureModel
 from rmtgan.solver import (
     DEFAULT_TOL,
     ConvergenceError,
+    _ddelta_dz,
     continuation,
     make_backend,
     newton,
@@ -145,15 +147,21 @@ class GramSpectrum:
     """
 
     def __init__(self, model: MixtureModel, *, method: str = "auto", tol: float = DEFAULT_TOL,
-                 n_scan: int = 96, max_refine: int = 2):
+                 n_scan: int = 96, max_refine: int = 2, backend: str = "numpy", device=None,
+                 progress: bool = False):
         if not isinstance(model, MixtureModel):
             raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
         if not (0 < tol < 1):
             raise ValueError(f"tol must be in (0, 1), got {tol!r}")
         self.model = model
         self.tol = tol
-        self._backend = make_backend(model, method)
+        self._backend = make_backend(model, method, backend=backend, device=device)
         self.method = self._backend.name
+        self.progress = bool(progress)
+        #: the dense construction certified the Chebyshev interpolant (density(x) then uses it)
+        self._interp_certified = False
+        self._density_from_u = False
+        self._dense_note = ""
         self._n = model.n
         self._sizes = model.sizes.astype(float)
         self._traces = model.traces()
@@ -170,9 +178,22 @@ class GramSpectrum:
             self.intervals = []
             self.mass = 0.0
             return
+        if self._backend.name != "commuting":
+            # each evaluation is a p x p inverse: the walk of rmtgan._dense_spectrum needs
+            # far fewer; it hands back to the generic construction when it does not apply
+            from rmtgan._dense_spectrum import build_dense
+
+            with _progress(self._backend, self.progress, "gram_spectrum"):
+                if build_dense(self):
+                    return
+                self._generic(n_scan, max_refine)
+            return
+        self._generic(n_scan, max_refine)
+
+    def _generic(self, n_scan: int, max_refine: int) -> None:
         problems: list[str] = []
         grid = self._scan_grid(n_scan)
-        delta = self._solve_real(grid)
+        delta = self._scan_solve(grid)
         for attempt in range(max_refine + 1):
             for _ in range(64):
                 problems = []
@@ -197,7 +218,7 @@ class GramSpectrum:
                 fine = self._scan_grid(n_scan * 4 ** (attempt + 1))
                 fine = fine[~np.isin(fine, grid)]
                 grid = np.concatenate([grid, fine])
-                delta = np.concatenate([delta, self._solve_real(fine)])
+                delta = np.concatenate([delta, self._solve_real(fine)])  # full continuation
                 order = np.argsort(grid)
                 grid, delta = grid[order], delta[order]
         if problems:
@@ -228,6 +249,39 @@ class GramSpectrum:
         lin = np.linspace(0, U, n + 1)[1:]
         geo = np.geomspace(1e-9 * U, U, max(n // 3, 8))
         return np.unique(np.concatenate([lin, geo]))
+
+    def _scan_solve(self, grid: np.ndarray) -> np.ndarray:
+        """``delta`` on the scan grid: continuation on every fourth point, Newton between.
+
+        A point between two coarse points on the same side of the support starts
+        Newton from the interpolated ``u = 1/(1 + delta)``; it is kept when it lands
+        on the same side (outside: on the physical real branch, ``d delta / dx > 0``,
+        as for any Stieltjes transform of a positive measure).  Everything else is
+        solved by continuation.
+        """
+        coarse = np.zeros(grid.size, bool)
+        coarse[::4] = True
+        coarse[-1] = True
+        delta = np.empty((grid.size, self.model.k), complex)
+        delta[coarse] = self._solve_real(grid[coarse])
+        ins = self._inside(delta)
+        ci = np.flatnonzero(coarse)
+        rest = np.flatnonzero(~coarse)
+        if rest.size == 0:
+            return delta
+        hi = ci[np.searchsorted(ci, rest)]
+        lo = ci[np.searchsorted(ci, rest) - 1]
+        w = ((grid[rest] - grid[lo]) / (grid[hi] - grid[lo]))[:, None]
+        u = (1.0 - w) / (1.0 + delta[lo]) + w / (1.0 + delta[hi])
+        out = newton(self._backend, grid[rest] + 0j, 1.0 / u - 1.0, tol=self.tol, maxiter=12)
+        side = self._inside(out.delta)
+        slope = _ddelta_dz(out.jac, out.tz).real
+        physical = side | np.all(slope >= 0, axis=1)
+        ok = out.converged & (ins[lo] == ins[hi]) & (side == ins[lo]) & physical
+        delta[rest[ok]] = out.delta[ok]
+        if (~ok).any():
+            delta[rest[~ok]] = self._solve_real(grid[rest[~ok]])
+        return delta
 
     def _inside(self, delta: np.ndarray) -> np.ndarray:
         return np.any(delta.imag > INSIDE_RTOL * (1.0 + np.abs(delta)), axis=-1)
@@ -293,12 +347,14 @@ class GramSpectrum:
         iv = SupportInterval(a, b, 0.0, [], hard)
         known = {"th": iv.theta(known_x), "u": known_u}
 
-        def fun(th):
-            # Newton from guesses interpolated (linearly in theta) through every point known so far
-            order = np.argsort(known["th"])
-            kt, ku = known["th"][order], known["u"][order]
-            guess = np.stack([np.interp(th, kt, ku[:, c].real) + 1j * np.interp(th, kt, ku[:, c].imag)
-                              for c in range(ku.shape[1])], axis=1)
+        def fun(th, guess=None):
+            # Newton from the coarser level's interpolant, or else from guesses interpolated
+            # linearly in theta through every point known so far
+            if guess is None:
+                order = np.argsort(known["th"])
+                kt, ku = known["th"][order], known["u"][order]
+                guess = np.stack([np.interp(th, kt, ku[:, c].real) + 1j * np.interp(th, kt, ku[:, c].imag)
+                                  for c in range(ku.shape[1])], axis=1)
             x = iv.x_of(th)
             d = self._solve_inside(x, 1.0 / guess - 1.0)
             out = ~self._inside(d)
@@ -350,17 +406,22 @@ class GramSpectrum:
         for iv in self.intervals:
             yield iv, (x > iv.left) & (x < iv.right)
 
-    def density(self, x, *, exact: bool = True) -> np.ndarray:
+    def density(self, x, *, exact: bool | None = None) -> np.ndarray:
         r"""Density ``rho(x)`` of the bulk (the ``eta -> 0`` limit), per ``n`` eigenvalues.
 
         Parameters
         ----------
         x : array_like of float
             Points (any shape); 0 outside the support (the atom is not a density).
-        exact : bool
+        exact : bool, optional
             ``True``: Newton on the real axis at every ``x`` (to the solver
             tolerance).  ``False``: the Chebyshev interpolant only (no solve).
+            Default: exact on the commuting path; on the dense path the
+            interpolant when the build certified it against exact solves
+            (relative error below ``1e-9``), exact otherwise.
         """
+        if exact is None:
+            exact = not self._interp_certified
         xa = as_real_points(x, "x")
         out = np.zeros(xa.shape)
         flat, res = xa.reshape(-1), out.reshape(-1)
@@ -372,6 +433,8 @@ class GramSpectrum:
             if exact:
                 d = self._solve_inside(xs, 1.0 / iv.u(th) - 1.0)
                 res[sel] = self._rho_from_u(xs, 1.0 / (1.0 + d))
+            elif self._density_from_u:
+                res[sel] = self._rho_from_u(xs, iv.u(th))
             else:
                 res[sel] = iv.values(th) / ((iv.right - iv.left) * np.sin(2 * th))
         return np.clip(out, 0.0, None) if exact else out
@@ -452,6 +515,17 @@ class _GapFound(Exception):
         self.delta = np.asarray(delta, complex)
 
 
+@contextmanager
+def _progress(backend, enabled: bool, desc: str):
+    """A ``tqdm`` bar over the backend's evaluations, when it has one and ``enabled``."""
+    bar = getattr(backend, "progress_bar", None)
+    if bar is None or not enabled:
+        yield
+        return
+    with bar(True, desc):
+        yield
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs ``(start, stop)`` (inclusive) of True in a boolean vector."""
     idx = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
@@ -507,7 +581,8 @@ def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi
 
 
 def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEFAULT_TOL,
-                  n_scan: int = 96) -> GramSpectrum:
+                  n_scan: int = 96, backend: str = "numpy", device=None,
+                  progress: bool = False) -> GramSpectrum:
     r"""The limiting spectrum of ``G = X^T X / p`` for a mixture model.
 
     Parameters
@@ -520,6 +595,12 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
     n_scan : int
         Initial number of scan points (refined automatically when the mass
         certificate fails).
+    backend : {'numpy', 'torch'}
+        Array library of the dense path (see :func:`rmtgan.solver.make_backend`).
+    device : str, optional
+        Torch device (``'cpu'``, ``'cuda'``) with ``backend='torch'``.
+    progress : bool
+        Show a ``tqdm`` bar of the ``p x p`` inverses on the dense path.
 
     Returns
     -------
@@ -535,4 +616,5 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
     >>> [round(v, 6) for v in spec.support[0]]   # (sqrt(3) -+ 1)^2
     [0.535898, 7.464102]
     """
-    return GramSpectrum(model, method=method, tol=tol, n_scan=n_scan)
+    return GramSpectrum(model, method=method, tol=tol, n_scan=n_scan, backend=backend, device=device,
+                        progress=progress)

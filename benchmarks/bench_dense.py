@@ -1,0 +1,103 @@
+"""Benchmark: the dense (non-commuting) path against damped fixed-point iteration.
+
+Model: k = 3 classes, random non-commuting covariances ``C_a = Q_a diag(l_a) Q_a^T``
+(Haar ``Q_a``, spectra uniform on [0.5, 2] times 1, 1.5, 2), n_a = (1, 1.5, 2) p.
+
+* ``test_p400_ratio``: the library's full job -- support, atom, certified expansion,
+  then the density at 64 points -- against the baseline of
+  :mod:`benchmarks._baseline_fixed_point` (damping 0.5, tolerance 1e-6 on delta,
+  eta = 1e-5, warm starts) on the same 64 points, in the same run.  The per-point
+  ratio must be at least ``MIN_RATIO`` (the issue's target; see docs/dense.md for
+  why it is not reached at 64 points).
+* ``test_p1024_full_spectrum``: support + 256-point density at p = 1024; reports the
+  time, the evaluation counts and the share of time inside LAPACK/BLAS (``slow``).
+
+Timings use ``time.perf_counter`` directly, so the ratio holds whether or not
+pytest-benchmark is enabled.  Run with::
+
+    .venv/bin/python -m pytest benchmarks/bench_dense.py -s -m "slow or not slow"
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _baseline_fixed_point import fixed_point_density  # noqa: E402
+
+from rmtgan import MixtureModel, gram_spectrum  # noqa: E402
+
+MIN_RATIO = 50.0
+SEED = 20200712
+
+
+def random_model(p: int, seed: int = SEED) -> MixtureModel:
+    rng = np.random.default_rng(seed)
+    covs = []
+    for a in range(3):
+        Q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+        lam = rng.uniform(0.5, 2.0, p) * (1 + a) / 2
+        C = (Q * lam) @ Q.T
+        covs.append(0.5 * (C + C.T))
+    sizes = [p, 3 * p // 2, 2 * p]
+    return MixtureModel(np.zeros((3, p)), np.stack(covs), sizes)
+
+
+def _ours(model, n_points):
+    t0 = time.perf_counter()
+    spec = gram_spectrum(model)
+    t_build = time.perf_counter() - t0
+    a, b = spec.support[0][0], spec.support[-1][1]
+    x = np.linspace(a, b, n_points + 2)[1:-1]
+    t1 = time.perf_counter()
+    dens = spec.density(x)
+    t_dens = time.perf_counter() - t1
+    return spec, x, dens, t_build + t_dens, t_build
+
+
+def test_p400_ratio(capsys):
+    model = random_model(400)
+    gram_spectrum(random_model(40, seed=1))  # compile the numba kernels outside the timing
+    spec, x, dens, t_ours, t_build = _ours(model, 64)
+    assert spec.success and spec.method == "dense", spec.message
+    be = spec._backend
+    # the baseline on the same 64 points (warm starts from the previous point); it is not
+    # charged for locating the support, which only favours it
+    sub = x
+    t0 = time.perf_counter()
+    ref, its = fixed_point_density(model, sub)
+    t_base = time.perf_counter() - t0
+    per_ours, per_base = t_ours / x.size, t_base / sub.size
+    ratio = per_base / per_ours
+    # what is timed is right: eta = 1e-5 smoothing is far below the tolerance used here
+    inner = slice(4, -4)  # eta = 1e-5 smoothing is visible next to the square-root edges
+    np.testing.assert_allclose(ref[inner], dens[inner], rtol=1e-3)
+    with capsys.disabled():
+        print(f"\n[bench_dense] p=400 k=3: ours {t_ours:.2f} s for support + 64 points "
+              f"(build {t_build:.2f} s; {be.n_evaluations} evaluations, {be.n_jacobians} with Jacobian, "
+              f"{be.n_real} real; LAPACK/BLAS {be.lapack_seconds:.2f} s) -> {per_ours * 1e3:.1f} ms/point; "
+              f"baseline {t_base:.2f} s for {sub.size} points ({int(its.sum())} inverses) -> "
+              f"{per_base * 1e3:.0f} ms/point; ratio {ratio:.1f} (limit {MIN_RATIO:.0f}); the density "
+              f"is then free, so the ratio reaches {MIN_RATIO:.0f} from about "
+              f"{int(np.ceil(MIN_RATIO * t_ours / per_base))} points on")
+    assert ratio >= MIN_RATIO, f"dense path only {ratio:.1f}x faster per point than fixed-point iteration"
+
+
+@pytest.mark.slow
+def test_p1024_full_spectrum(capsys):
+    model = random_model(1024)
+    gram_spectrum(random_model(40, seed=1))
+    spec, x, dens, t_ours, t_build = _ours(model, 256)
+    assert spec.success and spec.method == "dense", spec.message
+    assert np.all(dens > 0)
+    be = spec._backend
+    with capsys.disabled():
+        print(f"\n[bench_dense] p=1024 k=3: support + 256-point density {t_ours:.1f} s "
+              f"(build {t_build:.1f} s); {be.n_evaluations} evaluations ({be.n_jacobians} with Jacobian, "
+              f"{be.n_real} real); LAPACK/BLAS {be.lapack_seconds:.1f} s = "
+              f"{100 * be.lapack_seconds / t_ours:.0f}% of the time; support {spec.support}")

@@ -1,0 +1,721 @@
+r"""Building the Gram spectrum when every evaluation is a ``p x p`` inverse.
+
+The generic construction of :class:`rmtgan.spectrum.GramSpectrum` (a scan of the
+real axis, each point reached by continuation in ``Im z``) spends thousands of
+evaluations; with one complex-symmetric inverse per evaluation that is the whole
+cost.  This module builds the same objects (edges, Chebyshev data, masses) from a
+few hundred evaluations, most of them in real arithmetic:
+
+1. **walk outside** -- from ``x = U`` (above the support) to the left along the
+   real branch of ``delta`` (real arithmetic).  There ``J = dt/ddelta`` is an
+   entrywise non-negative matrix with Perron root ``lambda < 1``; an edge is a
+   fold, ``lambda = 1``.  Along the branch ``1 - lambda ~ kappa sqrt(x - b)``, so
+   ``b ~ x - m / (2 m')`` (``m = 1 - lambda``, ``m'`` from the exact second
+   derivatives) predicts the edge, which is then solved by Newton's method on the
+   fold system (:func:`fold_newton`, exact Jacobian, quadratic convergence);
+2. **one interval** (the common case) -- when ``X X^T / p`` has no atom at 0,
+   ``delta`` is analytic through ``z = 0``: the real branch of the negative axis,
+   followed to the right, gives the leftmost edge ``a`` in real arithmetic too; the
+   first Chebyshev level on ``[a, b]`` is then solved node after node from ``b``
+   (Hermite predictor in ``theta``).  A node outside the support, or masses that do
+   not add up, send the build to step 2';
+2'. **walk inside** -- the local expansion at the fold,
+   ``delta ~ delta_b + i s kappa r`` with ``s = sqrt(b - x)``, gives the first
+   complex point; the walk continues in ``s`` (where ``delta`` is analytic) with a
+   cubic Hermite predictor and step control until ``(Im delta)^2``, linear in ``x``
+   near a soft edge, predicts the left edge, solved again as a fold;
+3. **expansion** -- on ``[a, b]`` with ``x = a + (b - a) sin^2 theta``,
+   ``u_a = 1/(1 + delta_a)`` is analytic in ``theta``; it is sampled on nested
+   Chebyshev--Lobatto nodes (9, 17, 33, ...; both edges are nodes with known
+   values) solved in batches by Newton from the previous level's interpolant,
+   until the coefficients decay;
+4. **certificate** -- the masses must add up to ``1 - atom`` (else the walk goes
+   on to the left), and the interpolated density is compared with exact solves at
+   points between the nodes; only then is ``density(x)`` served from the
+   interpolant.
+
+Whatever does not fit (a hard edge at 0, a gap found inside an interval, a fold
+that Newton cannot resolve) returns ``None`` and the caller falls back to the
+generic, slower construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+from numpy.polynomial import chebyshev as cheb
+
+from rmtgan._panels import Panel
+
+#: relative size of the last quarter of the Chebyshev coefficients at which an expansion is resolved.
+TAIL_RTOL = 1e-12  # on the last four coefficients
+#: a tail that stops decreasing (a rounding plateau) below this also counts as resolved.
+PLATEAU_RTOL = 1e-10
+#: largest number of Lobatto nodes per interval.
+MAX_NODES = 257
+#: interpolated density must match exact solves to this relative accuracy to be certified.
+CERT_RTOL = 1e-9
+#: a real point counts as inside the support when ``Im delta`` exceeds this (relative).
+INSIDE_RTOL = 1e-9
+
+
+class _Fallback(Exception):
+    """The fast construction does not apply; use the generic one."""
+
+
+# --------------------------------------------------------------------------- Newton
+def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 12, tol_quad: float = 0.0,
+                 J0: np.ndarray | None = None, j0_err: float = np.inf):
+    r"""Batched Newton on ``delta = t(delta)`` with the exact Jacobian, or a chord method with a known one.
+
+    Without ``J0`` every iteration uses the exact Jacobian at the iterate.  With
+    ``J0`` (per point, e.g. interpolated along the support) iterations cost one
+    inverse and no matrix products; the exact Jacobian is taken only when the
+    residual fails to drop tenfold.  A point is accepted, and its last step
+    applied, when the residual ``r = max|delta - t| / max(1, max|delta|)``
+
+    * is at most ``tol``; or
+    * is at most ``tol_quad`` and the step used the exact Jacobian at the
+      iterate (Newton's error after that step is ``O(r^2)``), or ``J0`` with
+      ``j0_err r <= tol / 10`` (the chord step's error is ``O(j0_err r + r^2)``); or
+    * times the observed contraction ``r_i / r_{i-1}`` of a chord step (the
+      a-posteriori error estimate of the next step) is at most ``tol``.
+
+    Steps that would make an ``Im delta_a`` negative are shortened (Herglotz);
+    points whose residual grows twice are abandoned.
+
+    Returns ``delta, converged, J, tz`` (``J, tz``: the last exact Jacobian and
+    ``dt/dz``, zero where none was taken).
+    """
+    m, k = d0.shape
+    d = np.array(d0, np.complex128)
+    conv = np.zeros(m, bool)
+    J = np.zeros((m, k, k), np.complex128)
+    tz = np.zeros((m, k), np.complex128)
+    Juse = np.zeros((m, k, k), np.complex128)
+    chord = np.zeros(m, bool)
+    if J0 is not None:
+        Juse[:] = J0
+        chord[:] = True
+    jerr = np.full(m, j0_err if J0 is not None else np.inf)
+    r_prev = np.full(m, np.inf)
+    grew = np.zeros(m, np.int64)
+    act = np.arange(m)
+    eye = np.eye(k)
+    for _ in range(maxiter):
+        if act.size == 0:
+            break
+        need = act[~chord[act]]
+        light = act[chord[act]]
+        t = np.empty((m, k), np.complex128)
+        exact = np.zeros(m, bool)
+        if need.size:
+            tn, Jn, tzn = be.evaluate(z[need], d[need])
+            t[need], J[need], tz[need], Juse[need] = tn, Jn, tzn, Jn
+            exact[need] = True
+            jerr[need] = 0.0
+        if light.size:
+            t[light] = be.evaluate(z[light], d[light], jac=False)[0]
+        da = d[act]
+        F = da - t[act]
+        r = np.max(np.abs(F), axis=1) / np.maximum(1.0, np.max(np.abs(da), axis=1))
+        bad = ~np.isfinite(r)
+        with np.errstate(all="ignore"):
+            step = np.linalg.solve(eye - Juse[act], F[..., None])[..., 0]
+        bad |= ~np.all(np.isfinite(step), axis=1)
+        new = da - step
+        upper = (z[act].imag > 0) | (da.imag > 0).any(axis=1)
+        neg = upper[:, None] & (new.imag < 0)
+        if neg.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lim = np.where(neg & (step.imag > 0), 0.5 * da.imag / step.imag, np.inf)
+            alpha = np.clip(np.min(lim, axis=1), 0.0, 1.0)
+            new = da - alpha[:, None] * step
+        rho = r / r_prev[act]
+        has_prev = np.isfinite(r_prev[act])
+        # after a chord step the error is ~ |J - J0| r + O(r^2)
+        good_j = exact[act] | (jerr[act] * r <= 0.1 * tol)
+        chord_ok = ~exact[act] & has_prev & (rho < 0.5) & (rho * r <= tol)
+        done = (r <= tol) | ((r <= tol_quad) & good_j) | chord_ok
+        done &= ~bad
+        grew[act] = np.where(rho > 1.0, grew[act] + 1, 0)
+        bad |= grew[act] >= 2
+        d[act] = np.where(bad[:, None], da, new)
+        conv[act[done]] = True
+        # a chord that does not contract tenfold takes the exact Jacobian next time
+        chord[act] = chord[act] & ~(rho > 0.1)
+        if J0 is None:
+            chord[act] = False
+        r_prev[act] = r
+        act = act[~done & ~bad]
+    return d, conv, J, tz
+
+
+def perron(J: np.ndarray):
+    """Perron root ``lambda`` of a real non-negative ``k x k`` matrix, right ``r`` and left ``l`` vectors.
+
+    Normalised with ``r > 0``, ``sum(r) = 1`` and ``l^T r = 1``.
+    """
+    w, V = np.linalg.eig(J)
+    i = int(np.argmax(w.real))
+    lam = float(w[i].real)
+    r = np.abs(V[:, i].real)
+    r = r / r.sum()
+    wl, Vl = np.linalg.eig(J.T)
+    il = int(np.argmin(np.abs(wl - lam)))
+    ell = np.abs(Vl[:, il].real)
+    ell = ell / (ell @ r)
+    return lam, r, ell
+
+
+def fold_data(be, x: float, d: np.ndarray):
+    """Everything about the real branch at ``(x, delta)``: residual, ``J``, Perron data, derivatives.
+
+    Returns a dict with ``F`` (``delta - t``), ``J``, ``tz``, ``lam``, ``r``, ``l``,
+    ``dd`` (``d delta / dx`` along the branch), ``glam`` (gradient of ``lambda`` in
+    ``delta``), ``lx`` (``d lambda / dx`` at fixed ``delta``) and ``Dr``
+    (``d (J r) / d delta``).
+    """
+    t, J, tz, R, Q = be._point(float(x) + 0j, np.asarray(d, float), True)
+    t, J, tz = t.real, J.real, tz.real
+    lam, r, ell = perron(J)
+    Dd, Dx = be._second_derivatives(np.asarray(d, float), r, J, R, Q)
+    be._tick(1)
+    dd = _solve(np.eye(J.shape[0]) - J, tz)  # NaN exactly at a fold
+    return {"x": float(x), "d": np.asarray(d, float), "F": d - t, "J": J, "tz": tz, "lam": lam, "r": r,
+            "l": ell, "dd": dd, "glam": ell @ Dd, "lx": float(ell @ Dx), "Dr": Dd}
+
+
+def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: float, maxiter: int = 14):
+    r"""Newton on the fold system ``delta = t(delta, x)``, ``lambda(J(delta, x)) = 1``.
+
+    Unknowns ``(delta, x)`` are real; the Jacobian is exact:
+    ``[[I - J, -dt/dx], [d lambda/d delta, d lambda/dx]]`` with
+    ``d lambda = l^T dJ r`` (Perron vectors, ``l^T r = 1``).  Steps are damped to keep
+    ``x`` in ``[lo, hi]``.  Returns the fold data (:func:`fold_data`) at the
+    solution, or ``None``.
+    """
+    x, d = float(x0), np.array(d0, float)
+    k = d.size
+    last = np.inf
+    for _ in range(maxiter):
+        fd = fold_data(be, x, d)
+        F = fd["F"]
+        g = fd["lam"] - 1.0
+        res = max(np.max(np.abs(F)) / max(1.0, np.max(np.abs(d))), abs(g))
+        if not np.isfinite(res):
+            return None
+        M = np.zeros((k + 1, k + 1))
+        M[:k, :k] = np.eye(k) - fd["J"]
+        M[:k, k] = -fd["tz"]
+        M[k, :k] = fd["glam"]
+        M[k, k] = fd["lx"]
+        try:
+            step = np.linalg.solve(M, np.concatenate([F, [g]]))
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(step)):
+            return None
+        if res <= 1e-13:
+            return fd
+        if res > 4 * last and res > 1e-6:
+            return None
+        last = res
+        for _ in range(40):
+            if lo <= x - step[k] <= hi and np.all(np.abs(1.0 + d - step[:k]) > 1e-12):
+                break
+            step = 0.5 * step
+        else:
+            return None
+        d = d - step[:k]
+        x = x - step[k]
+        if abs(step[k]) <= 1e-15 * scale and np.max(np.abs(step[:k])) <= 1e-14 * (1 + np.max(np.abs(d))):
+            fd = fold_data(be, x, d)
+            return fd if abs(fd["lam"] - 1.0) < 1e-9 else None
+    return None
+
+
+def _sqrt_coefficient(fd) -> float:
+    r"""``kappa`` of the local expansion ``delta ~ delta_e + kappa sqrt(|x - e|) r`` at a fold ``e``.
+
+    From ``l^T [F_dd(r, r) sigma^2 / 2 + F_x (x - e)] = 0``:
+    ``sigma^2 = 2 (e - x) l^T tz / (l^T D r)``; returns ``sqrt(|2 l^T tz / l^T D r|)``.
+    """
+    num = 2.0 * float(fd["l"] @ fd["tz"])
+    den = float(fd["l"] @ (fd["Dr"] @ fd["r"]))
+    return float(np.sqrt(abs(num / den))) if den != 0 else np.nan
+
+
+# --------------------------------------------------------------------------- the walks
+class _Walker:
+    def __init__(self, spec):
+        self.spec = spec
+        self.be = spec._backend
+        self.k = spec.model.k
+        self.scale = spec.scale
+        self.tol = spec.tol
+
+    # ---------------------------------------------------------------- outside
+    def start(self):
+        U = self.scale * 1.001
+        d0 = -self.spec._traces / U
+        d, conv, _, _ = chord_newton(self.be, np.array([U + 0j]), d0[None].astype(complex), 1e-14, 40)
+        if not conv[0] or np.any(np.abs(d[0].imag) > 0):
+            raise _Fallback("no real solution at the upper bound")
+        return fold_data(self.be, U, d[0].real)
+
+    def walk_out(self, fd, x_floor: float):
+        """From a point of the physical real branch walk left to the next fold (``None``: none)."""
+        return self.walk(fd, -1, x_floor)
+
+    def walk(self, fd, direction: int, x_stop: float):
+        """Follow the physical real branch from ``fd`` (left: ``direction=-1``, right: ``+1``) to a fold.
+
+        Returns the fold data, or ``None`` when ``x_stop`` is passed first.
+        """
+        prev_est = None
+        for _ in range(200):
+            x, d = fd["x"], fd["d"]
+            m = 1.0 - fd["lam"]
+            mp = -(fd["glam"] @ fd["dd"] + fd["lx"])  # dm/dx along the branch
+            est = x - m / (2.0 * mp) if (direction * mp < 0 and m > 0) else None
+            if est is not None and (est <= 0 if direction < 0 else est >= x_stop):
+                est = None
+            dist = abs(x - est) if est is not None else np.inf
+            consistent = est is not None and prev_est is not None and abs(est - prev_est) <= 0.2 * dist
+            if est is not None and (m < 0.3 or consistent):
+                # the square-root model 1 - lambda ~ kappa sqrt(|x - e|) holds: solve the fold
+                guess = d - 2.0 * (x - est) * fd["dd"]
+                lo, hi = (max(est - 2 * dist, 0.0), x) if direction < 0 else (x, est + 2 * dist)
+                res = fold_newton(self.be, est, guess, lo, hi, self.scale)
+                if res is not None and direction * (res["x"] - x) > 0:
+                    return res
+            prev_est = est
+            if (x <= x_stop) if direction < 0 else (x >= x_stop):
+                return None
+            # far from the fold the square-root model is rough: step a fraction m of the way
+            w = float(np.clip(m, 0.25, 0.75))
+            if direction < 0:
+                target = max(est + w * (x - est) if est is not None else 0.6 * x, 0.5 * x)
+            else:
+                target = est - w * (est - x) if est is not None else x + 0.3 * (x_stop - x)
+            for _ in range(8):
+                if est is not None and (target - est) * (x - est) > 0:
+                    s_now, s_new = np.sqrt(abs(x - est)), np.sqrt(abs(target - est))
+                    pred = d + 2.0 * np.sign(x - est) * s_now * (s_new - s_now) * fd["dd"]
+                else:
+                    pred = d + (target - x) * fd["dd"]
+                dn, conv, _, _ = chord_newton(self.be, np.array([target + 0j]), pred[None].astype(complex),
+                                              1e-10, 8, tol_quad=1e-3)
+                if conv[0] and np.all(dn[0].imag == 0):
+                    nf = fold_data(self.be, target, dn[0].real)
+                    if nf["lam"] < 1.0 and np.all(nf["dd"] > 0) and np.all(np.isfinite(nf["dd"])):
+                        fd = nf
+                        break
+                target = x + 0.4 * (target - x)
+            else:
+                raise _Fallback(f"the real branch could not be followed from x = {x:.6g}")
+        raise _Fallback("walk outside the support did not end")
+
+    def from_left(self, x_hi: float):
+        """The leftmost edge, walking right from ``x < 0`` on the real branch (``None`` if not applicable).
+
+        ``delta`` is analytic through ``z = 0`` when ``X X^T / p`` has no atom at 0
+        (rank ``X = p``), so the branch of the negative axis continues to the first edge.
+        """
+        model = self.spec.model
+        rank = round(model.n * (1.0 - self.spec.atom))
+        if rank < model.p or model.n <= model.p:
+            return None
+        xL = -0.5 * x_hi
+        d0 = -self.spec._traces / xL
+        d, conv, _, _ = chord_newton(self.be, np.array([xL + 0j]), d0[None].astype(complex), 1e-13, 40)
+        if not conv[0] or np.any(d[0].imag != 0):
+            return None
+        fd = fold_data(self.be, xL, d[0].real)
+        if not (fd["lam"] < 1.0 and np.all(fd["dd"] > 0) and np.all(np.isfinite(fd["dd"]))):
+            return None
+        try:
+            fa = self.walk(fd, +1, x_hi)
+        except _Fallback:
+            return None
+        return fa if fa is not None and 0 < fa["x"] < x_hi else None
+
+    def sweep(self, fa, fb, n: int = 9):
+        """Interior Lobatto nodes of ``[a, b]`` solved in order from ``b``, each from the previous ones.
+
+        Returns ``u`` and ``J`` at the nodes (``theta`` descending); raises
+        :class:`_Fallback` when a node is not reached or lies outside the support.
+        """
+        a, b = fa["x"], fb["x"]
+        th = (np.pi / 4.0) * (1.0 + lobatto(n))[1:-1]
+        T = [np.pi / 2]
+        D = [fb["d"].astype(complex)]
+        DT = [-1j * _sqrt_coefficient(fb) * np.sqrt(b - a) * fb["r"]]
+        U = np.empty((th.size, self.k), complex)
+        JJ = np.empty((th.size, self.k, self.k), complex)
+        for i, t in enumerate(th):
+            if len(T) > 1:
+                pred = _hermite_extrapolate(T[-2], D[-2], DT[-2], T[-1], D[-1], DT[-1], t)
+            else:
+                pred = D[-1] + (t - T[-1]) * DT[-1]
+            pred = np.where(pred.imag <= 0, pred.real + 1e-3j * np.abs(pred), pred)
+            x = a + (b - a) * np.sin(t) ** 2
+            dn, conv, J, tz = chord_newton(self.be, np.array([x + 0j]), pred[None], self.tol, 12,
+                                           tol_quad=min(1e-7, np.sqrt(self.tol) * 0.1))
+            if not conv[0] or not np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0]))):
+                raise _Fallback(f"sweep of [{a:.6g}, {b:.6g}] stopped at x = {x:.6g}")
+            ddx = _solve(np.eye(self.k) - J[0], tz[0])
+            if not np.all(np.isfinite(ddx)):
+                raise _Fallback(f"singular Jacobian at x = {x:.6g}")
+            T.append(t)
+            D.append(dn[0])
+            DT.append(ddx * (b - a) * np.sin(2 * t))
+            U[i] = 1.0 / (1.0 + dn[0])
+            JJ[i] = J[0]
+        return U, JJ
+
+    def leave_left(self, fa):
+        """First point of the physical real branch just left of a left edge ``a``."""
+        a, kap = fa["x"], _sqrt_coefficient(fa)
+        if not np.isfinite(kap):
+            raise _Fallback("degenerate fold")
+        for frac in (1e-3, 1e-5, 1e-2):
+            x = a * (1.0 - frac)
+            pred = fa["d"] - kap * np.sqrt(a - x) * fa["r"]
+            dn, conv, _, _ = chord_newton(self.be, np.array([x + 0j]), pred[None].astype(complex), 1e-13, 10)
+            if conv[0] and np.all(dn[0].imag == 0):
+                nf = fold_data(self.be, x, dn[0].real)
+                if nf["lam"] < 1.0 and np.all(nf["dd"] > 0) and np.all(np.isfinite(nf["dd"])):
+                    return nf
+        raise _Fallback(f"no physical real branch left of the edge {a:.6g}")
+
+    # ---------------------------------------------------------------- inside
+    def walk_in(self, fb):
+        """Walk into the interval whose right edge is the fold ``fb``: the left fold and the points."""
+        b = fb["x"]
+        kap = _sqrt_coefficient(fb)
+        if not np.isfinite(kap) or fb["l"] @ fb["tz"] * (fb["l"] @ (fb["Dr"] @ fb["r"])) >= 0:
+            raise _Fallback("the fold at the right edge does not open into the support")
+        # points: s = sqrt(b - x), delta(s), d delta / ds
+        S = [0.0]
+        D = [fb["d"].astype(complex)]
+        DS = [1j * kap * fb["r"]]
+        h = 0.05 * np.sqrt(b)
+        est_prev = None
+        qmax = 0.0
+        smax = np.sqrt(b)
+        for _ in range(400):
+            s0, d0, ds0 = S[-1], D[-1], DS[-1]
+            x0 = b - s0 * s0
+            # left-edge estimate from (Im delta)^2 ~ alpha (x - a)
+            est = None
+            if len(S) > 1:
+                q = np.sum(d0.imag)
+                qx = -np.sum(ds0.imag) / (2.0 * s0)  # dq/dx
+                if q > 0 and qx > 0:
+                    est = x0 - q / (2.0 * qx)
+            qmax = max(qmax, float(np.sum(d0.imag)))
+            near = est is not None and est > 0 and (
+                (est_prev is not None and abs(est - est_prev) <= 0.3 * (x0 - est))
+                or np.sum(d0.imag) < 0.25 * qmax)
+            if near:
+                ddx = -ds0 / (2.0 * s0)
+                guess = d0.real - (x0 - est) * ddx.real
+                res = fold_newton(self.be, est, guess, max(est - 2 * (x0 - est), 0.0), x0, self.scale)
+                if res is not None and res["x"] < x0:
+                    return res, np.array(S), np.array(D), np.array(DS)
+            est_prev = est
+            s1 = s0 + h
+            if est is not None and est > 0:
+                s1 = min(s1, np.sqrt(b - (est + 0.3 * (x0 - est))))
+            if s1 >= smax * (1 - 1e-12):
+                if x0 < 1e-8 * b:
+                    raise _Fallback("the support reaches 0 (hard edge)")
+                s1 = s0 + 0.5 * (smax - s0)
+            for _ in range(10):
+                hh = s1 - s0
+                if len(S) > 1:
+                    pred = _hermite_extrapolate(S[-2], D[-2], DS[-2], s0, d0, ds0, s1)
+                else:
+                    pred = d0 + hh * ds0
+                z1 = np.array([b - s1 * s1 + 0j])
+                dn, conv, J, tz = chord_newton(self.be, z1, pred[None], 1e-8, 6, tol_quad=1e-4)
+                inside = conv[0] and np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0])))
+                if conv[0] and not inside:
+                    # stepped out: the left edge lies in (x1, x0)
+                    x1 = b - s1 * s1
+                    res = fold_newton(self.be, 0.5 * (x0 + x1), dn[0].real, x1, x0, self.scale)
+                    if res is None:
+                        raise _Fallback("left edge not resolved")
+                    return res, np.array(S), np.array(D), np.array(DS)
+                if inside:
+                    err = np.max(np.abs(dn[0] - pred)) / (1.0 + np.max(np.abs(dn[0])))
+                    if err < 5e-2:
+                        break
+                s1 = s0 + 0.35 * (s1 - s0)
+            else:
+                raise _Fallback(f"walk inside the support stalled at x = {x0:.6g}")
+            ddx = _solve(np.eye(self.k) - J[0], tz[0])  # Jacobian of the last exact step
+            if not np.all(np.isfinite(ddx)):
+                raise _Fallback(f"singular Jacobian at x = {b - s1 * s1:.6g}")
+            S.append(s1)
+            D.append(dn[0])
+            DS.append(-2.0 * s1 * ddx)
+            fac = (1e-2 / max(err, 1e-12)) ** (1.0 / 3.0)
+            h = (s1 - s0) * float(np.clip(fac, 0.3, 3.0))
+        raise _Fallback("walk inside the support did not end")
+
+
+def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``A^{-1} b``, or NaN where ``A`` is singular (exactly at a fold)."""
+    try:
+        with np.errstate(all="ignore"):
+            return np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        return np.full(np.shape(b), np.nan)
+
+
+def _hermite_extrapolate(s0, d0, ds0, s1, d1, ds1, s):
+    """Cubic Hermite through ``(s0, d0, ds0)`` and ``(s1, d1, ds1)`` evaluated at ``s``."""
+    h = s1 - s0
+    t = (s - s0) / h
+    h00 = 2 * t ** 3 - 3 * t ** 2 + 1
+    h10 = t ** 3 - 2 * t ** 2 + t
+    h01 = -2 * t ** 3 + 3 * t ** 2
+    h11 = t ** 3 - t ** 2
+    return h00 * d0 + h10 * h * ds0 + h01 * d1 + h11 * h * ds1
+
+
+# --------------------------------------------------------------------------- expansion
+def lobatto(n: int) -> np.ndarray:
+    """Chebyshev--Lobatto points ``cos(j pi / (n - 1))``, ``j = 0..n-1`` (1 down to -1)."""
+    return np.cos(np.arange(n) * np.pi / (n - 1))
+
+
+def lobatto_coefficients(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients of the interpolant through values at :func:`lobatto` points (axis 0)."""
+    n = values.shape[0]
+    c = scipy.fft.dct(values, type=1, axis=0) / (n - 1)
+    c[0] = c[0] / 2.0
+    c[-1] = c[-1] / 2.0
+    return c
+
+
+def _chebval(t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Chebyshev series with coefficients along axis 0 (any trailing shape) at points ``t``."""
+    flat = c.reshape(c.shape[0], -1)
+    out = np.stack([cheb.chebval(t, flat[:, i]) for i in range(flat.shape[1])], axis=-1)
+    return out.reshape(t.shape + c.shape[1:])
+
+
+def _tail(c: np.ndarray) -> float:
+    c = np.abs(c).reshape(c.shape[0], -1)
+    top = np.max(c, axis=0)
+    q = 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(top > 0, np.max(c[-q:], axis=0) / top, 0.0)
+    return float(np.max(r))
+
+
+class _Expansion:
+    """Chebyshev--Lobatto data of ``u(theta)`` on one soft-edged interval."""
+
+    def __init__(self, spec, fa, fb, S=None, D=None, DS=None):
+        self.spec = spec
+        self.be = spec._backend
+        self.a, self.b = fa["x"], fb["x"]
+        self.ua = 1.0 / (1.0 + fa["d"])
+        self.ub = 1.0 / (1.0 + fb["d"])
+        self.Ja, self.Jb = fa["J"].astype(complex), fb["J"].astype(complex)
+        a, b = self.a, self.b
+        self._guess = None
+        if S is None:
+            return
+        # guesses: cubic Hermite in theta through the walk points and the two edges
+        x = b - np.asarray(S) ** 2
+        th = self.theta(x)
+        u = 1.0 / (1.0 + np.asarray(D))
+        dx_dth = (b - a) * np.sin(2 * th)
+        ddx = np.zeros_like(np.asarray(DS))
+        nz = np.asarray(S) > 0
+        ddx[nz] = -np.asarray(DS)[nz] / (2.0 * np.asarray(S)[nz][:, None])
+        du = -(u ** 2) * ddx * dx_dth[:, None]
+        # right edge (theta = pi/2): d delta/dtheta = -i kappa_b sqrt(b - a) r_b
+        du[0] = -(self.ub ** 2) * (-1j * _sqrt_coefficient(fb) * np.sqrt(b - a) * fb["r"])
+        th = np.concatenate([th, [0.0]])
+        u = np.vstack([u, self.ua[None]])
+        dua = -(self.ua ** 2) * (1j * _sqrt_coefficient(fa) * np.sqrt(b - a) * fa["r"])
+        du = np.vstack([du, dua[None]])
+        order = np.argsort(th)
+        th, u, du = th[order], u[order], du[order]
+        keep = np.concatenate([[True], np.diff(th) > 1e-14])
+        from scipy.interpolate import CubicHermiteSpline
+
+        self._guess = CubicHermiteSpline(th[keep], u[keep], du[keep], axis=0)
+
+    def theta(self, x):
+        s = np.clip((np.asarray(x) - self.a) / (self.b - self.a), 0.0, 1.0)
+        return np.arcsin(np.sqrt(s))
+
+    def x_of(self, th):
+        return self.a + (self.b - self.a) * np.sin(th) ** 2
+
+    def solve_nodes(self, th: np.ndarray, guess_u: np.ndarray, J0=None, jerr=np.inf):
+        """``u`` and ``J`` at interior nodes ``theta`` (``J``: exact, or ``J0`` when that was used)."""
+        x = self.x_of(th)
+        d, conv, J, _ = chord_newton(self.be, x + 0j, 1.0 / guess_u - 1.0, self.spec.tol, 14,
+                                     tol_quad=min(1e-7, np.sqrt(self.spec.tol) * 0.1), J0=J0, j0_err=jerr)
+        if J0 is not None:
+            J = np.where(np.all(J == 0, axis=(1, 2))[:, None, None], J0, J)
+        if not conv.all():
+            raise _Fallback(f"Newton failed at x = {x[~conv][:3]}")
+        inside = np.any(d.imag > INSIDE_RTOL * (1 + np.abs(d)), axis=1)
+        if not inside.all():
+            raise _Fallback(f"a gap inside [{self.a:.6g}, {self.b:.6g}] near x = {x[~inside][0]:.6g}")
+        return 1.0 / (1.0 + d), J
+
+    def run(self, level9=None):
+        """Nested Lobatto levels until the coefficients decay (``level9``: interior ``u, J`` of level 9)."""
+        k = self.spec.model.k
+        n = 9
+        t = lobatto(n)
+        th = (np.pi / 4.0) * (1.0 + t)
+        U = np.empty((n, k), complex)
+        U[0], U[-1] = self.ub, self.ua
+        JJ = np.empty((n, k, k), complex)
+        JJ[0], JJ[-1] = self.Jb, self.Ja
+        if level9 is not None:
+            U[1:-1], JJ[1:-1] = level9
+        else:
+            U[1:-1], JJ[1:-1] = self.solve_nodes(th[1:-1], self._guess(th[1:-1]))
+        cJ = lobatto_coefficients(JJ)
+        prev = np.inf
+        self.resolved = False
+        while True:
+            cu = lobatto_coefficients(U)
+            F = self.F(th, U)
+            cF = lobatto_coefficients(F)
+            tail = max(_tail(cu), _tail(cF))
+            # resolved: the tail is below TAIL_RTOL, or below PLATEAU_RTOL when it stopped
+            # decreasing (rounding in the node values) or the node budget is spent
+            stalled = tail >= 0.2 * prev or n >= MAX_NODES
+            if tail <= TAIL_RTOL or (n >= 33 and tail <= PLATEAU_RTOL and stalled):
+                self.resolved = True
+                break
+            if n >= MAX_NODES:
+                break
+            prev = tail
+            n2 = 2 * n - 1
+            t2 = lobatto(n2)
+            new = np.arange(1, n2, 2)
+            th2 = (np.pi / 4.0) * (1.0 + t2)
+            guess = _chebval(t2[new], cu)
+            # the Jacobian is analytic in theta too: once its expansion is accurate, a node
+            # costs one inverse (chord step with the interpolated Jacobian, no products)
+            jerr = 10.0 * float(np.max(np.abs(cJ[-4:])))
+            J0 = _chebval(t2[new], cJ) if jerr <= 1e-2 * float(np.max(np.abs(cJ))) else None
+            U2 = np.empty((n2, k), complex)
+            U2[0::2] = U
+            JJ2 = np.empty((n2, k, k), complex)
+            JJ2[0::2] = JJ
+            U2[new], JJ2[new] = self.solve_nodes(th2[new], guess, J0, jerr)
+            if J0 is None:
+                cJ = lobatto_coefficients(JJ2)
+            n, t, th, U, JJ = n2, t2, th2, U2, JJ2
+        self.n, self.t, self.th, self.U, self.cu, self.cF, self.tail = n, t, th, U, cu, cF, tail
+        self.cJ = cJ
+        j = np.arange(0, cF.size, 2)
+        self.mass = float((np.pi / 4.0) * np.sum(cF[::2] * 2.0 / (1.0 - j ** 2)))
+        return self
+
+    def F(self, th, U):
+        x = self.x_of(th)
+        rho = np.zeros(th.size)
+        inner = (th > 0) & (th < np.pi / 2)
+        rho[inner] = self.spec._rho_from_u(x[inner], U[inner])
+        return rho * (self.b - self.a) * np.sin(2 * th)
+
+    def certify(self) -> float:
+        """Largest relative error of the interpolated density at points between the finest nodes."""
+        # midpoints between finest nodes, spread over the interval (Runge-type errors peak there)
+        j = np.unique(np.linspace(1, self.n - 3, 7).astype(int))
+        tm = np.cos((j + 0.5) * np.pi / (self.n - 1))
+        th = (np.pi / 4.0) * (1.0 + tm)
+        ui = _chebval(tm, self.cu)
+        jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
+        J0 = _chebval(tm, self.cJ) if jerr <= 1e-2 * float(np.max(np.abs(self.cJ))) else None
+        ue, _ = self.solve_nodes(th, ui, J0, jerr)
+        x = self.x_of(th)
+        ri = self.spec._rho_from_u(x, ui)
+        re = self.spec._rho_from_u(x, ue)
+        return float(np.max(np.abs(ri - re) / np.abs(re)))
+
+    def panel(self) -> Panel:
+        return Panel(0.0, np.pi / 2.0, self.cF, self.cu, self.mass, self.tail)
+
+
+# --------------------------------------------------------------------------- driver
+def build_dense(spec) -> bool:
+    """Build ``spec.intervals`` with the walk; ``False`` when the generic construction must be used."""
+    from rmtgan.spectrum import MASS_TOL, SupportInterval
+
+    walker = _Walker(spec)
+    target = 1.0 - spec.atom
+    x_floor = 1e-9 * spec.scale
+
+    def finish(exps) -> bool:
+        mass = float(sum(e.mass for e in exps))
+        if abs(mass + spec.atom - 1.0) > MASS_TOL:
+            spec._dense_note = f"mass certificate failed ({mass:.12g} vs {target:.12g})"
+            return False
+        worst = max(e.certify() for e in exps)
+        spec.intervals = sorted((SupportInterval(e.a, e.b, e.mass, [e.panel()], False) for e in exps),
+                                key=lambda iv: iv.left)
+        spec.mass = mass
+        spec._interp_certified = worst <= CERT_RTOL
+        spec._density_from_u = True
+        spec._interp_error = worst
+        return True
+
+    def expand(fa, fb, *walk, level9=None):
+        e = _Expansion(spec, fa, fb, *walk).run(level9)
+        if not e.resolved:
+            raise _Fallback(f"expansion on [{e.a:.6g}, {e.b:.6g}] unresolved (tail {e.tail:.1e})")
+        return e
+
+    try:
+        fd = walker.start()
+        fb = walker.walk_out(fd, x_floor)
+        if fb is None:
+            raise _Fallback("no edge found below the upper bound")
+        # one interval [a_1, b_K] is the common case: the leftmost edge from the left (real
+        # arithmetic), the first Chebyshev level by a sweep from b; a gap sends us to the walk
+        fa = walker.from_left(fb["x"])
+        if fa is not None:
+            try:
+                e = expand(fa, fb, level9=walker.sweep(fa, fb))
+                if abs(e.mass + spec.atom - 1.0) <= MASS_TOL and finish([e]):
+                    spec._dense_path = "sweep"
+                    return True
+                spec._dense_path = f"sweep failed: mass {e.mass:.12g}"
+            except _Fallback as why:
+                spec._dense_path = f"sweep failed: {why}"
+        # general case: walk into each interval from its right edge, then on to the left
+        exps = []
+        total = 0.0
+        while True:
+            fa, S, D, DS = walker.walk_in(fb)
+            e = expand(fa, fb, S, D, DS)
+            exps.append(e)
+            total += e.mass
+            if total >= target - MASS_TOL:
+                break
+            fb = walker.walk_out(walker.leave_left(fa), x_floor)
+            if fb is None:
+                break
+        spec._dense_path = getattr(spec, "_dense_path", "") + "; walk"
+        return finish(exps)
+    except (_Fallback, np.linalg.LinAlgError) as why:
+        spec._dense_note = str(why) or type(why).__name__
+        return False

@@ -1,0 +1,306 @@
+"""The general (non-commuting) path: dense backend, fast spectrum construction, torch backend.
+
+Every fast piece is checked against a slow, plain reference written here:
+explicit ``numpy.linalg.inv`` per point, damped fixed-point iteration to 1e-14,
+and the commuting (numba) path where the model allows it.
+"""
+
+import numpy as np
+import pytest
+
+from rmtgan import MixtureModel, gram_spectrum, solve
+from rmtgan.dense import DenseBackend, InversionError, symmetric_inverse
+from rmtgan.solver import make_backend
+
+
+# --------------------------------------------------------------------------- references
+def ref_traces(model, z, delta):
+    """t, dt/ddelta, dt/dz and M^T R M, M^T R^2 M by the textbook formulas."""
+    C, c, p, k = model.covariances, model.ratios, model.p, model.k
+    w = c / (1.0 + delta)
+    R = np.linalg.inv(np.tensordot(w, C, axes=1) - z * np.eye(p))
+    t = np.array([np.trace(C[a] @ R) / p for a in range(k)])
+    J = np.array([[w[b] ** 2 / c[b] * np.trace(C[a] @ R @ C[b] @ R) / p for b in range(k)] for a in range(k)])
+    tz = np.array([np.trace(C[a] @ R @ R) / p for a in range(k)])
+    M = model.means.T
+    return t, J, tz, M.T @ R @ M, M.T @ R @ R @ M
+
+
+def ref_delta(model, z, iters=200000):
+    """Damped fixed point with explicit inverses, to 1e-14 (contraction for Im z of order one)."""
+    C, c, p = model.covariances, model.ratios, model.p
+    d = np.zeros(model.k, complex)
+    for _ in range(iters):
+        R = np.linalg.inv(np.tensordot(c / (1 + d), C, axes=1) - z * np.eye(p))
+        new = np.array([np.trace(Ca @ R) / p for Ca in C])
+        if np.max(np.abs(new - d)) < 1e-14 * max(1.0, np.max(np.abs(new))):
+            return new
+        d = 0.5 * d + 0.5 * new
+    raise AssertionError("reference did not converge")
+
+
+def ref_stieltjes(model, z):
+    d = ref_delta(model, z)
+    return -np.sum(model.sizes / (1 + d)) / (model.n * z)
+
+
+def noncommuting(seed=0, p=40, k=3, sizes=None, means_scale=0.0):
+    rng = np.random.default_rng(seed)
+    covs = []
+    for a in range(k):
+        Q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+        lam = rng.uniform(0.5, 2.0, p) * (1 + a) / 2
+        C = (Q * lam) @ Q.T
+        covs.append(0.5 * (C + C.T))
+    sizes = [p, 3 * p // 2, 2 * p][:k] if sizes is None else sizes
+    means = means_scale * rng.standard_normal((k, p))
+    return MixtureModel(means, np.stack(covs), sizes)
+
+
+def rotated_commuting(seed=3, p=30, sizes=(20, 45)):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.stack([rng.uniform(0.5, 2, p), rng.uniform(1, 3, p)])
+    return MixtureModel.from_eigen(lam, list(sizes), basis=q)
+
+
+# --------------------------------------------------------------------------- backend
+@pytest.fixture(scope="module")
+def model():
+    return noncommuting(0, p=30, means_scale=0.3)
+
+
+@pytest.mark.parametrize("z, delta", [
+    (1.0 + 0.3j, [0.3 + 0.2j, 0.1 + 0.4j, 0.5 + 0.1j]),   # complex point
+    (2.0 + 0.0j, [0.2, 0.3, 0.1]),                        # real point: real arithmetic
+    (-1.0 + 0.0j, [0.5, 0.2, 0.3]),
+    (0.5 + 1e-9j, [1.0 + 1e-3j, 2.0 + 1e-2j, 0.5 + 1e-4j]),
+])
+def test_backend_against_explicit_formulas(model, z, delta):
+    be = DenseBackend(model)
+    zz, dd = np.array([z]), np.array([delta], complex)
+    t, J, tz = be.evaluate(zz, dd)
+    mq, mq2 = be.mean_quadratic(zz, dd)
+    rt, rJ, rtz, rmq, rmq2 = ref_traces(model, z, dd[0])
+    for got, ref in ((t[0], rt), (J[0], rJ), (tz[0], rtz), (mq[0], rmq), (mq2[0], rmq2)):
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-13 * np.max(np.abs(ref)))
+    t2, none1, none2 = be.evaluate(zz, dd, jac=False)
+    assert none1 is None and none2 is None
+    np.testing.assert_allclose(t2, t, rtol=1e-13)
+    assert be.n_evaluations == 3 and be.n_real == (2 if np.imag(z) == 0 else 0)
+
+
+def test_fold_derivatives_against_central_differences(model):
+    # d(Jv)/ddelta and d(Jv)/dx exact vs central differences: error O(h^2) ~ 1e-10 relative
+    be = DenseBackend(model)
+    x, d, v = 3.0, np.array([0.2, 0.3, 0.1]), np.array([0.3, 0.5, 0.2])
+    _, J, _, Dd, Dx = be.fold_terms(x, d, v)
+    h = 1e-5
+    for c in range(3):
+        e = np.zeros(3)
+        e[c] = h
+        Jp = be.evaluate(np.array([x + 0j]), (d + e)[None] + 0j)[1][0].real
+        Jm = be.evaluate(np.array([x + 0j]), (d - e)[None] + 0j)[1][0].real
+        np.testing.assert_allclose(Dd[:, c], (Jp - Jm) @ v / (2 * h), rtol=1e-7, atol=1e-9 * np.abs(Dd).max())
+    Jp = be.evaluate(np.array([x + h + 0j]), d[None] + 0j)[1][0].real
+    Jm = be.evaluate(np.array([x - h + 0j]), d[None] + 0j)[1][0].real
+    np.testing.assert_allclose(Dx, (Jp - Jm) @ v / (2 * h), rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["sytri2", "getri"])
+@pytest.mark.parametrize("dtype", [complex, float])
+def test_symmetric_inverse(method, dtype):
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((50, 50))
+    A = (B + B.T).astype(dtype)
+    if dtype is complex:
+        A = A + 1j * np.diag(rng.uniform(0.1, 1, 50))  # complex symmetric, not Hermitian
+    R = symmetric_inverse(A, method=method)
+    assert R.flags.c_contiguous and R.dtype == A.dtype
+    np.testing.assert_allclose(A @ R, np.eye(50), atol=1e-10)
+    np.testing.assert_array_equal(R, R.T)
+    with pytest.raises(InversionError):
+        symmetric_inverse(np.zeros((4, 4), dtype), method=method)
+    with pytest.raises(ValueError, match="method"):
+        symmetric_inverse(A, method="lu")
+
+
+# --------------------------------------------------------------------------- solve
+def test_solve_dense_stieltjes_against_slow_reference(model):
+    z = np.array([0.5 + 1.0j, 4.0 + 0.7j, -1.0 + 0.5j, 12.0 + 2.0j, 2.0 - 0.8j])
+    res = solve(model, z)
+    assert res.method == "dense" and res.success
+    ref = np.array([ref_stieltjes(model, zj) if zj.imag > 0 else np.conj(ref_stieltjes(model, np.conj(zj)))
+                    for zj in z])
+    np.testing.assert_allclose(res.stieltjes, ref, rtol=1e-8)
+    assert np.all(res.stieltjes[z.imag > 0].imag > 0)
+    again = solve(model, z, progress=True)  # a tqdm bar, same numbers
+    np.testing.assert_array_equal(again.delta, res.delta)
+
+
+def test_make_backend_selection_and_bad_input(model):
+    assert make_backend(model).name == "dense"
+    assert make_backend(rotated_commuting()).name == "commuting"
+    assert make_backend(rotated_commuting(), "dense").name == "dense"
+    with pytest.raises(ValueError, match="backend"):
+        make_backend(model, backend="jax")
+    with pytest.raises(ValueError, match="device"):
+        make_backend(model, device="cpu")
+    with pytest.raises(ValueError, match="method"):
+        make_backend(model, "fast")
+
+
+# --------------------------------------------------------------------------- spectrum
+def test_commuting_model_by_dense_path_equals_fast_path():
+    comm = rotated_commuting()
+    fast = gram_spectrum(comm, method="commuting")
+    dense = gram_spectrum(comm, method="dense")
+    assert dense.method == "dense" and dense.success, dense.message
+    assert dense._dense_note == ""  # the walk, not the generic fallback
+    assert len(dense.support) == len(fast.support)
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    x = np.linspace(fast.support[0][0], fast.support[-1][1], 60)[1:-1]
+    ref = fast.density(x)
+    np.testing.assert_allclose(dense.density(x, exact=True), ref, rtol=1e-10, atol=1e-13)
+    if dense._interp_certified:
+        np.testing.assert_allclose(dense.density(x), ref, rtol=1e-9, atol=1e-12)
+    assert dense.mass == pytest.approx(fast.mass, abs=1e-10)
+    q = np.linspace(0.05, 0.95, 7)
+    np.testing.assert_allclose(dense.quantiles(q), fast.quantiles(q), rtol=1e-9)
+    # an evaluation budget: the walk spends a few hundred inverses, not thousands
+    assert dense.n_evaluations < 600
+
+
+def test_two_intervals_by_dense_path():
+    rng = np.random.default_rng(2)
+    p = 40
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.concatenate([np.full(p // 2, 1.0), np.full(p // 2, 10.0)])[None]
+    comm = MixtureModel.from_eigen(lam, [10 * p], basis=q)
+    fast = gram_spectrum(comm, method="commuting")
+    dense = gram_spectrum(comm, method="dense")
+    assert dense.success and len(dense.support) == 2 == len(fast.support)
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    np.testing.assert_allclose([iv.mass for iv in dense.intervals], [0.05, 0.05], atol=1e-9)
+
+
+def test_noncommuting_spectrum_invariants():
+    m = noncommuting(4, p=40)
+    spec = gram_spectrum(m)
+    assert spec.method == "dense" and spec.success, spec.message
+    assert spec.mass + spec.atom == pytest.approx(1.0, abs=1e-9)
+    # first moment: (1/n) sum_a n_a (1/p) tr C_a
+    assert spec.mean() == pytest.approx(np.sum(m.sizes * m.traces()) / m.n, rel=1e-9)
+    a, b = spec.support[0]
+    x = a + (b - a) * np.array([1e-4, 0.01, 0.2, 0.5, 0.8, 0.99, 1 - 1e-4])
+    exact = spec.density(x, exact=True)
+    # the exact density is the eta -> 0 limit of Im m / pi: compare with the slow reference at small eta
+    ref = np.array([ref_stieltjes(m, xi + 1e-9j).imag / np.pi for xi in x[2:5]])
+    np.testing.assert_allclose(exact[2:5], ref, rtol=1e-6)
+    assert spec._interp_certified, spec._interp_error
+    np.testing.assert_allclose(spec.density(x), exact, rtol=1e-8)
+    np.testing.assert_allclose(spec.density(x, exact=False), exact, rtol=1e-8)
+    # outside the support: zero; real delta (folds) at the edges
+    assert np.all(spec.density(np.array([0.5 * a, b * 1.01])) == 0.0)
+    z = np.array([0.5 * (a + b) + 0.3j, 2 * b + 1j])
+    np.testing.assert_allclose(spec.stieltjes(z), [ref_stieltjes(m, zj) for zj in z], rtol=1e-8)
+
+
+def test_fallback_to_generic_construction_hard_edge():
+    # gamma = 1: a hard edge at 0, which the walk hands back to the generic construction
+    p = 30
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((p, p)))
+    mp = MixtureModel.from_eigen(np.ones((1, p)), [p], basis=q)
+    spec = gram_spectrum(mp, method="dense")
+    assert spec.success and spec._dense_note
+    (a, b), = spec.support
+    assert a == 0.0 and b == pytest.approx(4.0, rel=1e-10)
+
+
+def test_progress_bar_runs(model):
+    spec = gram_spectrum(noncommuting(5, p=20), progress=True)
+    assert spec.success
+    assert spec._backend.progress is None  # closed after the build
+
+
+# --------------------------------------------------------------------------- torch
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch", reason="the torch backend needs torch")
+
+
+@pytest.mark.torch
+def test_torch_backend_matches_numpy(model, torch):
+    tb = make_backend(model, backend="torch", device="cpu")
+    nb = make_backend(model)
+    assert tb.array_backend == "torch" and tb.name == "dense"
+    z = np.array([1.0 + 0.3j, 2.0 + 0.0j, 0.7 + 0.01j])
+    d = np.array([[0.3 + 0.2j, 0.1 + 0.4j, 0.5 + 0.1j], [0.2, 0.3, 0.1],
+                  [1.0 + 1e-3j, 0.4 + 1e-2j, 0.2 + 0.3j]])
+    for a, b in zip(tb.evaluate(z, d), nb.evaluate(z, d), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+    for a, b in zip(tb.mean_quadratic(z, d), nb.mean_quadratic(z, d), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+    zs = np.array([0.5 + 1.0j, 4.0 + 0.7j])
+    np.testing.assert_allclose(solve(model, zs, backend="torch", device="cpu").delta, solve(model, zs).delta,
+                               rtol=1e-11)
+    spec_t = gram_spectrum(noncommuting(6, p=20), backend="torch", device="cpu")
+    spec_n = gram_spectrum(noncommuting(6, p=20))
+    assert spec_t.success
+    np.testing.assert_allclose(np.array(spec_t.support), np.array(spec_n.support), rtol=1e-11)
+
+
+@pytest.mark.torch
+def test_torch_bad_inverse_falls_back_loudly(model, monkeypatch, torch):
+    tb = make_backend(model, backend="torch", device="cpu")
+    real_inv_ex = torch.linalg.inv_ex
+
+    def broken(A):  # what a faulty MKL call looks like: info 0, garbage inside
+        R, info = real_inv_ex(A)
+        return torch.zeros_like(R) + 1e3, info
+
+    monkeypatch.setattr(torch.linalg, "inv_ex", broken)
+    z = np.array([1.0 + 0.3j])
+    d = np.array([[0.3 + 0.2j, 0.1 + 0.4j, 0.5 + 0.1j]])
+    with pytest.warns(RuntimeWarning, match="redone with LAPACK"):
+        t, J, tz = tb.evaluate(z, d)
+    assert tb.n_fallbacks == 1
+    rt, rJ, rtz, _, _ = ref_traces(model, z[0], d[0])
+    np.testing.assert_allclose(t[0], rt, rtol=1e-11)
+    np.testing.assert_allclose(J[0], rJ, rtol=1e-11)
+
+
+@pytest.mark.torch
+def test_torch_device_validation(model, torch):
+    with pytest.raises(ValueError, match="device"):
+        make_backend(model, backend="torch", device="not-a-device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            make_backend(model, backend="torch", device="cuda")
+
+
+# --------------------------------------------------------------------------- Monte Carlo
+@pytest.mark.slow
+def test_monte_carlo_noncommuting():
+    """Sorted eigenvalues of G against predicted quantiles (rigidity: O(width / n) on average)."""
+    m = noncommuting(7, p=120)
+    spec = gram_spectrum(m)
+    assert spec.success
+    rng = np.random.default_rng(8)
+    n = m.n
+    eig = []
+    z = np.array([0.5, 1.0, 2.0]) * spec.mean() + 0.5j * spec.mean()
+    mz = []
+    for _ in range(20):
+        data, _ = m.sample(rng=rng)  # (n, p); G = data data^T / p is n x n
+        ev = np.linalg.eigvalsh(data @ data.T / m.p)
+        eig.append(ev)
+        mz.append(np.mean(1.0 / (ev[None] - z[:, None]), axis=1))
+    eig = np.mean(eig, axis=0)
+    qs = spec.quantiles((np.arange(n) + 0.5) / n)
+    width = spec.support[-1][1] - spec.support[0][0]
+    assert np.mean(np.abs(eig - qs)) <= 2.0 * width / n
+    err = np.abs(np.mean(mz, axis=0) - spec.stieltjes(z))
+    assert np.all(err <= spec.mean() / (n * z.imag ** 2))
