@@ -6,6 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= results
+# OpenBLAS's threads slowed small and mid-size LAPACK calls several-fold on the
+# project's 2-core machines (see docs/benchmarks.md): one BLAS thread by default.
+export OPENBLAS_NUM_THREADS ?= 1
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

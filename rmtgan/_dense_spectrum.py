@@ -669,9 +669,10 @@ def build_dense(spec) -> bool:
         if abs(mass + spec.atom - 1.0) > MASS_TOL:
             spec._dense_note = f"mass certificate failed ({mass:.12g} vs {target:.12g})"
             return False
-        worst = max(e.certify() for e in exps)
-        spec.intervals = sorted((SupportInterval(e.a, e.b, e.mass, [e.panel()], False) for e in exps),
-                                key=lambda iv: iv.left)
+        generic = [isinstance(e, SupportInterval) for e in exps]
+        worst = max((np.inf if g else e.certify()) for e, g in zip(exps, generic, strict=True))
+        spec.intervals = sorted((e if g else SupportInterval(e.a, e.b, e.mass, [e.panel()], False)
+                                 for e, g in zip(exps, generic, strict=True)), key=lambda iv: iv.left)
         spec.mass = mass
         spec._interp_certified = worst <= CERT_RTOL
         spec._density_from_u = True
@@ -680,9 +681,24 @@ def build_dense(spec) -> bool:
 
     def expand(fa, fb, *walk, level9=None):
         e = _Expansion(spec, fa, fb, *walk).run(level9)
-        if not e.resolved:
-            raise _Fallback(f"expansion on [{e.a:.6g}, {e.b:.6g}] unresolved (tail {e.tail:.1e})")
-        return e
+        if e.resolved:
+            return e
+        # one Chebyshev series does not resolve this interval (near-cusps, clusters of
+        # outlying covariance eigenvalues): adaptive panels between the same edges,
+        # started from the nodes already solved
+        from rmtgan.spectrum import _GapFound
+
+        problems: list[str] = []
+        known_x, first = np.unique(e.x_of(e.th), return_index=True)
+        known_u = e.U[first]
+        order = np.arange(known_x.size)
+        try:
+            iv = spec._expand(e.a, e.b, False, known_x[order], known_u[order], problems)
+        except _GapFound as gap:
+            raise _Fallback(f"a gap inside [{e.a:.6g}, {e.b:.6g}] near x = {gap.x:.6g}") from None
+        if problems:
+            raise _Fallback("; ".join(problems))
+        return iv
 
     try:
         fd = walker.start()

@@ -55,6 +55,7 @@ class ReproduceConfig:
     classes: tuple = (0, 1, 7)          # class ids (digits) or ImageNet indices / names
     features: object = None            # 'module:callable' or a torch module / callable
     layer: str | None = None           # module name whose output is the feature vector
+    project: int | None = 256          # seeded random projection of the features to this dimension
     n: int = 1500                      # samples in the Gram matrix (n / k per class)
     n_moments: int = 10000             # generated samples per class for the moments
     draws: int = 10                    # repeated draws for the classifier intervals
@@ -80,6 +81,32 @@ def _load_callable(spec):
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj() if callable(obj) and not hasattr(obj, "forward") else obj
+
+
+def random_projection(features, p_in: int, p_out: int, seed: int = 0):
+    """``features`` followed by a fixed Gaussian projection ``R^{p_in} -> R^{p_out}``.
+
+    A linear map is Lipschitz, so projected deep features stay concentrated; the
+    projection keeps the general (non-commuting) solver within the run-time budget.
+    """
+    from rmtgan.gan._torch import import_torch
+    from rmtgan.gan.features import as_features
+
+    torch = import_torch()
+    base = as_features(features)
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(p_in, p_out, generator=gen) / np.sqrt(p_in)
+
+    class _Projected(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = base
+            self.register_buffer("W", W)
+
+        def forward(self, x):
+            return self.base(x).flatten(1) @ self.W.to(dtype=torch.float32)
+
+    return _Projected().eval()
 
 
 def random_conv_features(in_channels: int = 3, seed: int = 0):
@@ -202,6 +229,13 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
 
     t0 = time.perf_counter()
     generator, features = _networks(cfg)
+    if cfg.project is not None:
+        probe = gan.generate_features(generator, features, [cfg.classes[0]], 2, seed=cfg.seed,
+                                      device=cfg.device, layer=cfg.layer)[0]
+        if cfg.project < probe.shape[1]:
+            features = random_projection(gan.as_features(features, cfg.layer), probe.shape[1],
+                                         cfg.project, seed=cfg.seed)
+            cfg.layer = None
     moments = gan.feature_moments(generator, features, list(cfg.classes), cfg.n_moments,
                                   batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
                                   layer=cfg.layer, progress=cfg.progress)
@@ -505,6 +539,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--features", default=None, help="representation network as module:callable")
     ap.add_argument("--layer", default=None, help="module name whose output is the feature vector")
     ap.add_argument("--n", type=int, default=d.n, help="samples in the Gram matrix (default 1500)")
+    ap.add_argument("--project", type=int, default=d.project,
+                    help="random projection of the features to this dimension (0: none; default 256)")
     ap.add_argument("--n-moments", type=int, default=d.n_moments,
                     help="generated samples per class for the moments")
     ap.add_argument("--draws", type=int, default=d.draws, help="repeated draws for classifier intervals")
@@ -529,6 +565,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         raise SystemExit("--draws must be at least 2 (intervals need repeated draws)")
     return ReproduceConfig(generator=args.generator, weights=args.weights, classes=classes,
                            features=args.features, layer=args.layer, n=args.n, n_moments=args.n_moments,
+                           project=args.project or None,
                            draws=args.draws, bootstrap=args.bootstrap, seed=args.seed,
                            batch_size=args.batch_size, device=args.device, truncation=args.truncation,
                            progress=not args.no_progress)

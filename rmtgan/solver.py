@@ -172,7 +172,7 @@ def large_z_guess(backend_traces: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
                  delta0: np.ndarray | None = None, eta0: np.ndarray | None = None,
-                 tol: float = DEFAULT_TOL, max_rounds: int = 200) -> _NewtonOut:
+                 tol: float = DEFAULT_TOL, max_rounds: int = 200, cautious: bool = False) -> _NewtonOut:
     r"""Solve at points ``z`` (``Im z >= 0``) by continuation in the imaginary part.
 
     Each point starts at ``z + i eta`` with ``eta`` of the order of the spectrum's
@@ -181,6 +181,12 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
     ``delta + (d delta / d z) dz``.  The ratio adapts: it grows after a cheap
     corrector and shrinks after a failed one.  Points that cannot be reached are
     returned with ``converged = False``.
+
+    A real point that ends on a real ``delta`` must lie on the physical branch:
+    each ``delta_a`` is a Stieltjes transform of a positive measure, so
+    ``d delta_a / dx >= 0`` there.  A point that ends elsewhere (a large step can
+    jump branches near an edge) is solved again with small steps (``cautious``), and
+    reported as not converged if it still fails the test.
     """
     m = z.shape[0]
     x, y = z.real.copy(), z.imag.copy()
@@ -199,7 +205,8 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
     ok = out.converged.copy()
     total_it = out.iterations.copy()
     dddz = _ddelta_dz(out.jac, out.tz)
-    ratio = np.full(m, 0.1)
+    ratio = np.full(m, 0.25 if cautious else 0.1)
+    min_ratio = 0.25 if cautious else 1e-6
     finished = ok & (eta == 0)
     failed = ~ok
     resid = out.residual.copy()
@@ -223,12 +230,23 @@ def continuation(backend, z: np.ndarray, traces: np.ndarray, scale: float, *,
         resid[gi] = res.residual[good]
         dddz[gi] = _ddelta_dz(res.jac[good], res.tz[good])
         cheap = res.iterations[good] <= 2
-        ratio[gi] = np.where(cheap, np.maximum(ratio[gi] ** 1.5, 1e-6), ratio[gi])
+        ratio[gi] = np.where(cheap, np.maximum(ratio[gi] ** 1.5, min_ratio), ratio[gi])
         finished[gi[eta[gi] == 0]] = True
         ratio[bi] = np.sqrt(ratio[bi])
         failed[bi[ratio[bi] > 0.97]] = True
         resid[bi] = res.residual[~good]
     converged = finished & ~failed
+    real_end = converged & (y == 0) & np.all(np.abs(delta.imag) <= 1e-9 * (1.0 + np.abs(delta)), axis=1)
+    slope = dddz.real
+    unphysical = real_end & np.any(slope < -1e-9 * (1.0 + np.abs(slope)), axis=1)
+    if unphysical.any():
+        if cautious:
+            converged[unphysical] = False
+        else:
+            idx = np.flatnonzero(unphysical)
+            redo = continuation(backend, z[idx], traces, scale, tol=tol, max_rounds=max_rounds, cautious=True)
+            delta[idx], converged[idx], resid[idx] = redo.delta, redo.converged, redo.residual
+            total_it[idx] += redo.iterations
     return _NewtonOut(delta, converged, total_it, resid, None, None)
 
 

@@ -169,6 +169,7 @@ class GramSpectrum:
         self.atom = float(model.zero_mass())
         self.intervals: list[SupportInterval] = []
         self.success = True
+        self._edge_notes: list[str] = []
         self.message = "converged"
         self._build(n_scan, max_refine)
 
@@ -221,6 +222,7 @@ class GramSpectrum:
                 delta = np.concatenate([delta, self._solve_real(fine)])  # full continuation
                 order = np.argsort(grid)
                 grid, delta = grid[order], delta[order]
+        problems.extend(self._edge_notes)
         if problems:
             self.success = False
             self.message = "; ".join(problems)
@@ -328,14 +330,23 @@ class GramSpectrum:
                 return res[0], 1.0 / (1.0 + res[1])
             for _ in range(3):
                 mid = 0.5 * (x_out + x_in)
-                dm = self._solve_real(np.array([mid]))[0]
+                try:
+                    dm = self._solve_real(np.array([mid]))[0]
+                except ConvergenceError:
+                    break
                 if self._inside(dm[None])[0]:
                     x_in = mid
                 else:
                     x_out, d_out = mid, dm.real
-        while abs(x_out - x_in) > 1e-14 * self.scale:
+        while abs(x_out - x_in) > 1e-15 * max(abs(x_out), 1e-14 * self.scale):
             mid = 0.5 * (x_out + x_in)
-            dm = self._solve_real(np.array([mid]))[0]
+            try:
+                dm = self._solve_real(np.array([mid]))[0]
+            except ConvergenceError:
+                # ill-conditioned right at the edge: the bracket is the answer
+                if abs(x_out - x_in) > 1e-9 * abs(mid):
+                    self._edge_notes.append(f"edge near {mid:.6g} located to +-{abs(x_out - x_in):.1e} only")
+                break
             if self._inside(dm[None])[0]:
                 x_in = mid
             else:
@@ -544,10 +555,14 @@ def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi
     d = np.array(d0, float)
     x = float(x0)
     eye = np.eye(k)
-    slack = 1e-9 * scale
+    # steps and tolerances in x are relative to the bracket's own size: spectra of real
+    # features span many orders of magnitude, and an edge near 0 needs a small step
+    xs = max(abs(lo), abs(hi), 1e-14 * scale)
+    width = max(hi - lo, 1e-16 * xs)
+    slack = 1e-9 * width
     for _ in range(maxiter):
         hd = 1e-7 * (1.0 + np.abs(d))
-        hx = 1e-7 * scale
+        hx = 1e-7 * min(xs, width)
         D = np.repeat(d[None], k + 2, axis=0)
         X = np.full(k + 2, x)
         D[1 + np.arange(k), np.arange(k)] += hd
@@ -575,7 +590,7 @@ def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi
             return None
         d = d - step[:k]
         x = x - step[k]
-        if abs(step[k]) <= 1e-15 * scale and np.max(np.abs(step[:k])) <= 1e-13 * (1 + np.max(np.abs(d))):
+        if abs(step[k]) <= 2e-16 * xs and np.max(np.abs(step[:k])) <= 1e-13 * (1 + np.max(np.abs(d))):
             return x, d
     return None
 

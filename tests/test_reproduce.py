@@ -33,9 +33,10 @@ def _one_thread():
         yield
 
 
+@pytest.mark.slow
 def test_small_run_writes_everything(tmp_path):
     cfg = rp.ReproduceConfig(classes=(0, 1, 7), features=_Projection(), n=150, n_moments=1500, draws=3,
-                             bootstrap=8, seed=3, progress=False)
+                             bootstrap=8, seed=3, progress=False, project=None)
     m = rp.reproduce(cfg, tmp_path)
     for name in ("metrics.json", "report.md", "spectrum_gan.png", "spectrum_gaussian.png",
                  "eigenvectors.png", "alignments.png", "universality.png"):
