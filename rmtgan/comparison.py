@@ -473,7 +473,7 @@ def _density_grid(spectrum, top: float, points: int = 400):
 # --------------------------------------------------------------------------- #
 def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = None, surrogate: bool = True,
             surrogate_seed=0, spectrum=None, spikes: GramSpikes | None = None, method: str = "auto",
-            n_vectors: int = 2) -> Comparison:
+            n_vectors: int = 2, density_points: int = 400) -> Comparison:
     r"""Compare the Gram spectrum and eigenvectors of ``features`` with the model's prediction.
 
     Parameters
@@ -503,6 +503,9 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
         Solver path for predictions computed here.
     n_vectors : int
         Leading eigenvectors kept per data set (for eigenvector plots), at least 1.
+    density_points : int
+        Points of the predicted density kept for the spectrum plot; 0 skips it (the
+        metrics do not need it).
 
     Returns
     -------
@@ -580,7 +583,10 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
                          n_vectors, problems)
     top = max([float(feat.eigenvalues[-1])] + ([float(sur.eigenvalues[-1])] if sur is not None else [])
               + [float(v) for v in spikes.values])
-    dx, dy = _density_grid(spectrum, 1.05 * top)
+    if density_points > 0:
+        dx, dy = _density_grid(spectrum, 1.05 * top, density_points)
+    else:  # metrics only (e.g. inside a bootstrap loop): no plotting grid
+        dx, dy = np.zeros(0), np.zeros(0)
     return Comparison(
         features=feat, surrogate=sur, support=[(float(a), float(b)) for a, b in spectrum.support],
         atom=float(spectrum.atom), mass=float(spectrum.mass), spike_values=spikes.values[:s].copy(),

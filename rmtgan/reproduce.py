@@ -55,7 +55,7 @@ class ReproduceConfig:
     classes: tuple = (0, 1, 7)          # class ids (digits) or ImageNet indices / names
     features: object = None            # 'module:callable' or a torch module / callable
     layer: str | None = None           # module name whose output is the feature vector
-    project: int | None = 256          # seeded random projection of the features to this dimension
+    project: int | None = 128          # seeded random projection of the features to this dimension
     n: int = 1500                      # samples in the Gram matrix (n / k per class)
     n_moments: int = 10000             # generated samples per class for the moments
     draws: int = 10                    # repeated draws for the classifier intervals
@@ -262,7 +262,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
     t0 = time.perf_counter()
     X0, y0 = draws_gan[0]
     comp = compare(model, X0, np.asarray(classes)[y0], surrogate_seed=cfg.seed + 7,
-                   spectrum=spectrum, spikes=spikes)
+                   spectrum=spectrum, spikes=spikes, density_points=120)
     timings["compare"] = time.perf_counter() - t0
     steps.update()
 
@@ -292,7 +292,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
     for _ in range(cfg.bootstrap):
         Xb, yb = model.sample(rng=boot_rng)
         cb = compare(model, Xb, np.asarray(classes)[yb], surrogate=False, spectrum=spectrum, spikes=spikes,
-                     n_vectors=1)
+                     n_vectors=1, density_points=0)
         ks_boot.append(cb.features.ks)
     ks_boot = np.asarray(ks_boot)
     ks_gan = float(comp.features.ks)
@@ -344,6 +344,8 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
                          "draws": int(ks_boot.size)},
         "prediction": {"spectrum_success": bool(spectrum.success), "spectrum_message": spectrum.message,
                        "method": spectrum.method, "compare_success": bool(comp.success),
+                       "dense_note": getattr(spectrum, "_dense_note", ""),
+                       "evaluations": int(spectrum.n_evaluations),
                        "compare_message": comp.message},
         "config": {key: _config_value(v) for key, v in asdict(cfg).items() if key != "notes"},
         "seed": cfg.seed,
@@ -540,7 +542,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--layer", default=None, help="module name whose output is the feature vector")
     ap.add_argument("--n", type=int, default=d.n, help="samples in the Gram matrix (default 1500)")
     ap.add_argument("--project", type=int, default=d.project,
-                    help="random projection of the features to this dimension (0: none; default 256)")
+                    help="random projection of the features to this dimension (0: none; default 128)")
     ap.add_argument("--n-moments", type=int, default=d.n_moments,
                     help="generated samples per class for the moments")
     ap.add_argument("--draws", type=int, default=d.draws, help="repeated draws for classifier intervals")

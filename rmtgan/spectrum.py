@@ -170,6 +170,7 @@ class GramSpectrum:
         self.intervals: list[SupportInterval] = []
         self.success = True
         self._edge_notes: list[str] = []
+        self._cache: dict = {}
         self.message = "converged"
         self._build(n_scan, max_refine)
 
@@ -232,9 +233,19 @@ class GramSpectrum:
     def _intervals(self, grid: np.ndarray, delta: np.ndarray, problems: list) -> list[SupportInterval]:
         """Support intervals from the scan: runs of inside points, their edges and expansions."""
         intervals = []
+        cache = self._cache  # edges and expansions survive a restart after a gap is found
         for j0, j1 in _runs(self._inside(delta)):
-            a, hard, ua = self._left_edge(grid, delta, j0)
-            b, ub = self._right_edge(grid, delta, j1)
+            key = ("left", grid[j0 - 1] if j0 > 0 else None, grid[j0])
+            if key not in cache:
+                cache[key] = self._left_edge(grid, delta, j0)
+            a, hard, ua = cache[key]
+            key = ("right", grid[j1], grid[j1 + 1] if j1 + 1 < grid.size else None)
+            if key not in cache:
+                cache[key] = self._right_edge(grid, delta, j1)
+            b, ub = cache[key]
+            if ("interval", a, b) in cache:
+                intervals.append(cache[("interval", a, b)])
+                continue
             xs = [grid[j0:j1 + 1]]
             us = [1.0 / (1.0 + delta[j0:j1 + 1])]
             if ua is not None:
@@ -243,7 +254,11 @@ class GramSpectrum:
             if ub is not None:
                 xs.append([b])
                 us.append(ub[None])
-            intervals.append(self._expand(a, b, hard, np.concatenate(xs), np.concatenate(us), problems))
+            n_problems = len(problems)
+            iv = self._expand(a, b, hard, np.concatenate(xs), np.concatenate(us), problems)
+            if len(problems) == n_problems:
+                cache[("interval", a, b)] = iv
+            intervals.append(iv)
         return intervals
 
     def _scan_grid(self, n: int) -> np.ndarray:
@@ -344,7 +359,7 @@ class GramSpectrum:
                 dm = self._solve_real(np.array([mid]))[0]
             except ConvergenceError:
                 # ill-conditioned right at the edge: the bracket is the answer
-                if abs(x_out - x_in) > 1e-9 * abs(mid):
+                if abs(x_out - x_in) > 1e-7 * abs(mid):
                     self._edge_notes.append(f"edge near {mid:.6g} located to +-{abs(x_out - x_in):.1e} only")
                 break
             if self._inside(dm[None])[0]:
