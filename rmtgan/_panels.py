@@ -44,7 +44,9 @@ class Panel:
 
     def partial(self, theta) -> np.ndarray:
         """``int_lo^theta F``."""
-        anti = cheb.chebint(self.coef, lbnd=-1.0) * (0.5 * (self.hi - self.lo))
+        anti = self.__dict__.get("_anti")
+        if anti is None:  # the antiderivative's coefficients, computed once
+            anti = self.__dict__["_anti"] = cheb.chebint(self.coef, lbnd=-1.0) * (0.5 * (self.hi - self.lo))
         return cheb.chebval(self._t(theta), anti)
 
     def moment(self, g: Callable[[np.ndarray], np.ndarray]) -> float:
