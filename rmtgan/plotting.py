@@ -62,7 +62,7 @@ def _axes(ax, ncols: int = 1, figsize=(6.4, 4.2)):
 
 
 def plot_spectrum(result: Comparison, *, dataset: str = "features", bins: int | None = None,
-                  ax: Axes | None = None, title: str | None = None) -> Figure:
+                  ax: Axes | None = None, title: str | None = None, xmax: float | None = None) -> Figure:
     """Histogram of the eigenvalues of ``G``, predicted bulk density and spike markers.
 
     Parameters
@@ -75,6 +75,9 @@ def plot_spectrum(result: Comparison, *, dataset: str = "features", bins: int | 
     ax : matplotlib Axes, optional
         Draw into it (its figure is returned).
     title : str, optional
+    xmax : float, optional
+        Right end of the plot (e.g. a little beyond the bulk, when far spikes would
+        squash it); spikes beyond it are listed in a note instead of drawn.
 
     Returns
     -------
@@ -94,7 +97,14 @@ def plot_spectrum(result: Comparison, *, dataset: str = "features", bins: int | 
     fig, (a,) = _axes(ax)
     vals = emp.eigenvalues[emp.n_zero:]
     top = max(float(vals.max()) if vals.size else 0.0, float(np.max(res.spike_values, initial=0.0)),
-              float(res.density_x[-1]))
+              float(res.density_x[-1]) if res.density_x.size else 0.0)
+    beyond_pred = np.zeros(0)
+    if xmax is not None:
+        if not np.isfinite(xmax) or xmax <= 0:
+            raise ValueError(f"xmax must be positive, got {xmax!r}")
+        top = float(xmax) / 1.02
+        beyond_pred = res.spike_values[res.spike_values > xmax]
+        vals = vals[vals <= xmax]
     nb = bins if bins is not None else int(np.clip(2 * np.sqrt(max(vals.size, 1)), 20, 200))
     edges = np.linspace(0.0, top * 1.02 if top > 0 else 1.0, nb + 1)
     width = edges[1] - edges[0]
@@ -102,12 +112,21 @@ def plot_spectrum(result: Comparison, *, dataset: str = "features", bins: int | 
     if vals.size:
         a.hist(vals, bins=edges, weights=np.full(vals.size, 1.0 / (emp.n * width)), color=color, alpha=0.55,
                label=f"{dataset} eigenvalues")
-    a.plot(res.density_x, res.density_y, color=_PRED, lw=1.5, label="predicted density")
-    for i, v in enumerate(res.spike_values):
+    keep = res.density_x <= top * 1.02
+    a.plot(res.density_x[keep], res.density_y[keep], color=_PRED, lw=1.5, label="predicted density")
+    shown = res.spike_values[res.spike_values <= top * 1.02]
+    for i, v in enumerate(shown):
         a.axvline(float(v), color=_PRED, ls="--", lw=1.0, label="predicted spikes" if i == 0 else None)
-    if emp.spike_values.size:
-        a.plot(emp.spike_values, np.zeros(emp.spike_values.size), "^", color=color, ms=8, clip_on=False,
+    emp_shown = emp.spike_values[emp.spike_values <= top * 1.02]
+    if emp_shown.size:
+        a.plot(emp_shown, np.zeros(emp_shown.size), "^", color=color, ms=8, clip_on=False,
                label=f"{dataset} spikes")
+    if beyond_pred.size:
+        far = emp.spike_values[emp.spike_values > top * 1.02]
+        note = "beyond the plot: predicted spikes " + ", ".join(f"{v:.4g}" for v in beyond_pred)
+        if far.size:
+            note += f"; {dataset} " + ", ".join(f"{v:.4g}" for v in far)
+        a.text(0.02, 0.97, note, transform=a.transAxes, fontsize="x-small", va="top", wrap=True)
     a.set_xlabel("eigenvalue of G = X^T X / p")
     a.set_ylabel("density (per n eigenvalues)")
     a.set_ylim(bottom=0.0)

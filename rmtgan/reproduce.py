@@ -302,8 +302,9 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
 
     # figures
     figs = {}
-    for name, fig in (("spectrum_gan.png", plot_spectrum(comp, dataset="features")),
-                      ("spectrum_gaussian.png", plot_spectrum(comp, dataset="surrogate")),
+    xmax = _plot_range(spectrum, comp)
+    for name, fig in (("spectrum_gan.png", plot_spectrum(comp, dataset="features", xmax=xmax)),
+                      ("spectrum_gaussian.png", plot_spectrum(comp, dataset="surrogate", xmax=xmax)),
                       ("eigenvectors.png", plot_eigenvectors(comp)),
                       ("alignments.png", plot_alignments(comp))):
         fig.savefig(out / name, dpi=110)
@@ -360,6 +361,15 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "report.md").write_text(_report(metrics, figs))
     return metrics
+
+
+def _plot_range(spectrum, comp) -> float | None:
+    """Zoom on the bulk when the spikes lie far beyond it (they are then listed in a note)."""
+    if not spectrum.support:
+        return None
+    right = spectrum.support[-1][1]
+    top = max([right] + [float(v) for v in comp.spike_values])
+    return 1.3 * right if top > 3 * right else None
 
 
 def _split_draws(data, labels, classes, per_class, draws):

@@ -116,3 +116,16 @@ def test_bad_input(result):
         plot_eigenvectors(result, pair=0)
     with pytest.raises(TypeError, match="Axes"):
         plot_spectrum(result, ax="axes")
+
+
+def test_spectrum_plot_zoom_lists_far_spikes(result):
+    right = result.support[-1][1]
+    fig = plot_spectrum(result, xmax=1.1 * right)
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] <= 1.1 * right * 1.06
+    far = result.spike_values[result.spike_values > 1.1 * right]
+    texts = " ".join(t.get_text() for t in ax.texts)
+    if far.size:
+        assert "beyond the plot" in texts
+    with pytest.raises(ValueError, match="xmax"):
+        plot_spectrum(result, xmax=-1.0)
