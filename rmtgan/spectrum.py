@@ -359,7 +359,7 @@ class GramSpectrum:
                 dm = self._solve_real(np.array([mid]))[0]
             except ConvergenceError:
                 # ill-conditioned right at the edge: the bracket is the answer
-                if abs(x_out - x_in) > 1e-7 * abs(mid):
+                if abs(x_out - x_in) > 1e-9 * abs(mid):
                     self._edge_notes.append(f"edge near {mid:.6g} located to +-{abs(x_out - x_in):.1e} only")
                 break
             if self._inside(dm[None])[0]:
@@ -508,14 +508,7 @@ class GramSpectrum:
             sel = (flat > base) & ((flat <= base + iv.mass) | last)
             if sel.any():
                 target = np.minimum(flat[sel] - base, iv.mass)
-                lo = np.zeros(target.size)
-                hi = np.full(target.size, np.pi / 2)
-                for _ in range(60):
-                    mid = 0.5 * (lo + hi)
-                    below = iv.partial_mass(mid) < target
-                    lo = np.where(below, mid, lo)
-                    hi = np.where(below, hi, mid)
-                res[sel] = iv.x_of(0.5 * (lo + hi))
+                res[sel] = iv.x_of(_invert_partial_mass(iv, target))
             base += iv.mass
         if self.intervals:
             res[flat >= total] = self.intervals[-1].right
@@ -530,6 +523,42 @@ class GramSpectrum:
         sup = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in self.support)
         return (f"GramSpectrum(method={self.method!r}, atom={self.atom:.6g}, support=[{sup}], "
                 f"success={self.success})")
+
+
+def _invert_partial_mass(iv: SupportInterval, target: np.ndarray) -> np.ndarray:
+    """``theta`` with ``iv.partial_mass(theta) = target`` (monotone; bracketed Newton).
+
+    A table of the partial mass on 1025 points of ``[0, pi/2]`` (cached on the
+    interval) brackets every target; Newton steps with ``d mass / d theta = F``
+    stay inside the bracket, and bisection finishes what Newton leaves.
+    """
+    table = iv.__dict__.get("_mass_table")
+    if table is None:
+        grid = np.linspace(0.0, np.pi / 2, 1025)
+        table = iv.__dict__["_mass_table"] = (grid, np.maximum.accumulate(iv.partial_mass(grid)))
+    grid, cum = table
+    j = np.clip(np.searchsorted(cum, target, side="right") - 1, 0, grid.size - 2)
+    lo, hi = grid[j].copy(), grid[j + 1].copy()
+    theta = 0.5 * (lo + hi)
+    for _ in range(8):
+        g = iv.partial_mass(theta) - target
+        below = g < 0
+        lo = np.where(below, theta, lo)
+        hi = np.where(below, hi, theta)
+        F = iv.values(theta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = theta - g / F
+        theta = np.where(np.isfinite(step) & (step > lo) & (step < hi), step, 0.5 * (lo + hi))
+    for _ in range(60):  # guaranteed finish where Newton stalled (flat F near a soft edge)
+        g = iv.partial_mass(theta) - target
+        todo = np.abs(g) > 1e-15 * max(iv.mass, 1e-300)
+        if not todo.any() or np.all(hi - lo <= 1e-16):
+            break
+        below = g < 0
+        lo = np.where(todo & below, theta, lo)
+        hi = np.where(todo & ~below, theta, hi)
+        theta = np.where(todo, 0.5 * (lo + hi), theta)
+    return theta
 
 
 class _GapFound(Exception):
@@ -577,7 +606,7 @@ def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi
     slack = 1e-9 * width
     for _ in range(maxiter):
         hd = 1e-7 * (1.0 + np.abs(d))
-        hx = 1e-7 * min(xs, width)
+        hx = 1e-7 * xs
         D = np.repeat(d[None], k + 2, axis=0)
         X = np.full(k + 2, x)
         D[1 + np.arange(k), np.arange(k)] += hd
