@@ -634,7 +634,7 @@ def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi
             return None
         d = d - step[:k]
         x = x - step[k]
-        if abs(step[k]) <= 2e-16 * xs and np.max(np.abs(step[:k])) <= 1e-13 * (1 + np.max(np.abs(d))):
+        if abs(step[k]) <= 4e-15 * xs and np.max(np.abs(step[:k])) <= 1e-12 * (1 + np.max(np.abs(d))):
             return x, d
     return None
 
