@@ -59,7 +59,7 @@ class ReproduceConfig:
     n: int = 1500                      # samples in the Gram matrix (n / k per class)
     n_moments: int = 10000             # generated samples per class for the moments
     draws: int = 10                    # repeated draws for the classifier intervals
-    bootstrap: int = 100               # parametric-bootstrap draws for the p-value
+    bootstrap: int = 60                # parametric-bootstrap draws for the p-value
     seed: int = 0
     batch_size: int = 256
     device: str = "cpu"
@@ -303,8 +303,9 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
     # figures
     figs = {}
     xmax = _plot_range(spectrum, comp)
-    for name, fig in (("spectrum_gan.png", plot_spectrum(comp, dataset="features", xmax=xmax)),
-                      ("spectrum_gaussian.png", plot_spectrum(comp, dataset="surrogate", xmax=xmax)),
+    zoom = {"xmax": xmax, "bins": 150}
+    for name, fig in (("spectrum_gan.png", plot_spectrum(comp, dataset="features", **zoom)),
+                      ("spectrum_gaussian.png", plot_spectrum(comp, dataset="surrogate", **zoom)),
                       ("eigenvectors.png", plot_eigenvectors(comp)),
                       ("alignments.png", plot_alignments(comp))):
         fig.savefig(out / name, dpi=110)
