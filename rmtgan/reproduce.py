@@ -403,7 +403,7 @@ def _acceptance(m: dict) -> dict:
     return {"ks": bool(ks_ok), "spikes": spike_ok, "alignments": align_ok, "classifiers": bool(cls_ok),
             "all": bool(ks_ok and spike_ok and align_ok and cls_ok),
             "thresholds": {"ks": f"ks_gan <= max(2 ks_gaussian, {KS_ABS})",
-                           "spikes": f"|relative error| <= {SPIKE_REL}",
+                           "spikes": f"abs(relative error) <= {SPIKE_REL}",
                            "alignments": f"absolute error <= {ALIGN_ABS}",
                            "classifiers": "95% intervals of GAN and surrogate accuracies overlap"}}
 
