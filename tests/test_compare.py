@@ -14,9 +14,11 @@ Tolerances
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
+import _mixtures
 import numpy as np
 import pytest
 import scipy.stats
@@ -27,15 +29,7 @@ from rmtgan.model import MixtureModel
 from rmtgan.spectrum import gram_spectrum
 from rmtgan.spikes import gram_spikes
 
-
-def diag_model(p=60, sizes=(90, 120, 75)):
-    u = (np.arange(p) + 0.5) / p
-    lam = np.stack([0.4 + u, 0.3 + 1.5 * u ** 2, 0.8 + 0.2 * np.sin(6 * u)])
-    M = np.zeros((3, p))
-    M[0, :3] = [2.2, 0.0, 0.3]
-    M[1, :3] = [0.0, 2.0, 0.4]
-    M[2, :3] = [-1.4, -1.0, 1.7]
-    return MixtureModel.from_eigen(lam, list(sizes), means=M)
+diag_model = functools.partial(_mixtures.diag_model, p=60, sizes=(90, 120, 75))
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,9 @@ ppb = pytest.importorskip("pytorch_pretrained_biggan")
 
 import rmtgan.gan as rg  # noqa: E402
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small models on a shared CPU: one torch thread is fastest and deterministic."""
-    with rg.threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

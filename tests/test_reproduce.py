@@ -9,6 +9,8 @@ torch = pytest.importorskip("torch")
 
 from rmtgan import reproduce as rp  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class _Projection(torch.nn.Module):
     """Digits CNN features projected on a fixed random 40-dim subspace (keeps p small)."""
@@ -25,12 +27,6 @@ class _Projection(torch.nn.Module):
         return self.net(x) @ self.w
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    from rmtgan.gan import threads
-
-    with threads(1):
-        yield
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ import functools
 import json
 import math
 
+import _mixtures
 import numpy as np
 import pytest
 import scipy.linalg
@@ -218,14 +219,7 @@ def rotated(model: MixtureModel, seed: int) -> MixtureModel:
     return MixtureModel(model.means @ Q.T, 0.5 * (cov + cov.transpose(0, 2, 1)), model.sizes)
 
 
-def diag_model(p=40, sizes=(60, 80, 50)):
-    u = (np.arange(p) + 0.5) / p
-    lam = np.stack([0.4 + u, 0.3 + 1.5 * u ** 2, 0.8 + 0.2 * np.sin(6 * u)])
-    M = np.zeros((3, p))
-    M[0, :3] = [2.2, 0.0, 0.3]
-    M[1, :3] = [0.0, 2.0, 0.4]
-    M[2, :3] = [-1.4, -1.0, 1.7]
-    return MixtureModel.from_eigen(lam, list(sizes), means=M)
+diag_model = functools.partial(_mixtures.diag_model, p=40, sizes=(60, 80, 50))
 
 
 def test_dense_path_equals_commuting_path():
