@@ -63,6 +63,15 @@ class _Fallback(Exception):
     """The fast construction does not apply; use the generic one."""
 
 
+class _Gap(_Fallback):
+    """A point believed inside the support is outside: ``x`` and its real ``delta``."""
+
+    def __init__(self, x: float, d: np.ndarray, where: str = ""):
+        super().__init__(f"a gap {where}near x = {x:.6g}")
+        self.x = float(x)
+        self.d = np.asarray(d, float)
+
+
 # --------------------------------------------------------------------------- Newton
 def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 12, tol_quad: float = 0.0,
                  J0: np.ndarray | None = None, j0_err: float = np.inf):
@@ -173,8 +182,10 @@ def fold_data(be, x: float, d: np.ndarray):
 
     Returns a dict with ``F`` (``delta - t``), ``J``, ``tz``, ``lam``, ``r``, ``l``,
     ``dd`` (``d delta / dx`` along the branch), ``glam`` (gradient of ``lambda`` in
-    ``delta``), ``lx`` (``d lambda / dx`` at fixed ``delta``) and ``Dr``
-    (``d (J r) / d delta``).
+    ``delta``), ``lx`` (``d lambda / dx`` at fixed ``delta``), ``Dr``
+    (``d (J r) / d delta``) and ``neg``, the number of negative eigenvalues of the
+    real matrix ``A(x, delta)``: in a gap, ``p`` times the ``X X^T / p``-side CDF
+    (exact separation), constant along the gap.
     """
     t, J, tz, R, Q = be._point(float(x) + 0j, np.asarray(d, float), True)
     t, J, tz = t.real, J.real, tz.real
@@ -183,7 +194,8 @@ def fold_data(be, x: float, d: np.ndarray):
     be._tick(1)
     dd = _solve(np.eye(J.shape[0]) - J, tz)  # NaN exactly at a fold
     return {"x": float(x), "d": np.asarray(d, float), "F": d - t, "J": J, "tz": tz, "lam": lam, "r": r,
-            "l": ell, "dd": dd, "glam": ell @ Dd, "lx": float(ell @ Dx), "Dr": Dd}
+            "l": ell, "dd": dd, "glam": ell @ Dd, "lx": float(ell @ Dx), "Dr": Dd,
+            "neg": be.negative_count(x, d)}
 
 
 def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: float, maxiter: int = 14):
@@ -264,14 +276,18 @@ class _Walker:
             raise _Fallback("no real solution at the upper bound")
         return fold_data(self.be, U, d[0].real)
 
-    def walk_out(self, fd, x_floor: float):
+    def walk_out(self, fd, x_floor: float, origin: float | None = None):
         """From a point of the physical real branch walk left to the next fold (``None``: none)."""
-        return self.walk(fd, -1, x_floor)
+        return self.walk(fd, -1, x_floor, origin)
 
-    def walk(self, fd, direction: int, x_stop: float):
+    def walk(self, fd, direction: int, x_stop: float, origin: float | None = None):
         """Follow the physical real branch from ``fd`` (left: ``direction=-1``, right: ``+1``) to a fold.
 
-        Returns the fold data, or ``None`` when ``x_stop`` is passed first.
+        ``origin``: the fold the walk starts next to; the distance from it at most
+        doubles per step, so a narrow gap is not stepped across before the fold at its
+        other end is predicted (inside the next interval there can be real,
+        non-physical solutions that pass every local test).  Returns the fold data,
+        or ``None`` when ``x_stop`` is passed first.
         """
         prev_est = None
         for _ in range(200):
@@ -288,7 +304,7 @@ class _Walker:
                 guess = d - 2.0 * (x - est) * fd["dd"]
                 lo, hi = (max(est - 2 * dist, 0.0), x) if direction < 0 else (x, est + 2 * dist)
                 res = fold_newton(self.be, est, guess, lo, hi, self.scale)
-                if res is not None and direction * (res["x"] - x) > 0:
+                if res is not None and direction * (res["x"] - x) > 0 and res["neg"] == fd["neg"]:
                     return res
             prev_est = est
             if (x <= x_stop) if direction < 0 else (x >= x_stop):
@@ -299,17 +315,29 @@ class _Walker:
                 target = max(est + w * (x - est) if est is not None else 0.6 * x, 0.5 * x)
             else:
                 target = est - w * (est - x) if est is not None else x + 0.3 * (x_stop - x)
-            for _ in range(8):
-                if est is not None and (target - est) * (x - est) > 0:
-                    s_now, s_new = np.sqrt(abs(x - est)), np.sqrt(abs(target - est))
-                    pred = d + 2.0 * np.sign(x - est) * s_now * (s_new - s_now) * fd["dd"]
+            if origin is not None:
+                reach = 2.0 * abs(x - origin)
+                target = x + direction * min(abs(target - x), reach)
+            for _ in range(10):
+                # predictor: square-root model at the nearer of the predicted and the left fold
+                fold = est
+                if origin is not None and (est is None or abs(x - origin) < abs(x - est)):
+                    fold = origin
+                if fold is not None and (target - fold) * (x - fold) > 0:
+                    s_now, s_new = np.sqrt(abs(x - fold)), np.sqrt(abs(target - fold))
+                    pred = d + 2.0 * np.sign(x - fold) * s_now * (s_new - s_now) * fd["dd"]
                 else:
                     pred = d + (target - x) * fd["dd"]
                 dn, conv, _, _ = chord_newton(self.be, np.array([target + 0j]), pred[None].astype(complex),
-                                              1e-10, 8, tol_quad=1e-3)
+                                              1e-10, 10, tol_quad=1e-6)
                 if conv[0] and np.all(dn[0].imag == 0):
-                    nf = fold_data(self.be, target, dn[0].real)
-                    if nf["lam"] < 1.0 and np.all(nf["dd"] > 0) and np.all(np.isfinite(nf["dd"])):
+                    # the predictor's error is second order on the branch; a distant real root
+                    # (another branch) is not accepted
+                    near = (origin is None or np.max(np.abs(dn[0].real - pred.real))
+                            <= 0.5 * np.max(np.abs(dn[0].real - d)))
+                    nf = fold_data(self.be, target, dn[0].real) if near else None
+                    # the same count of negative eigenvalues: no support was stepped over
+                    if nf is not None and _physical(nf) and nf["neg"] == fd["neg"]:
                         fd = nf
                         break
                 target = x + 0.4 * (target - x)
@@ -363,7 +391,9 @@ class _Walker:
             x = a + (b - a) * np.sin(t) ** 2
             dn, conv, J, tz = chord_newton(self.be, np.array([x + 0j]), pred[None], self.tol, 12,
                                            tol_quad=min(1e-7, np.sqrt(self.tol) * 0.1))
-            if not conv[0] or not np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0]))):
+            if conv[0] and not np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0]))):
+                raise _Gap(x, dn[0].real, f"inside [{a:.6g}, {b:.6g}] ")
+            if not conv[0]:
                 raise _Fallback(f"sweep of [{a:.6g}, {b:.6g}] stopped at x = {x:.6g}")
             ddx = _solve(np.eye(self.k) - J[0], tz[0])
             if not np.all(np.isfinite(ddx)):
@@ -377,25 +407,50 @@ class _Walker:
 
     def leave_left(self, fa):
         """First point of the physical real branch just left of a left edge ``a``."""
-        a, kap = fa["x"], _sqrt_coefficient(fa)
+        return self.leave(fa, -1)
+
+    def leave(self, f, direction: int):
+        """First point of the physical real branch next to the fold ``f`` (left: ``-1``, right: ``+1``).
+
+        ``delta ~ delta_e + direction * kappa sqrt(|x - e|) r`` there; the point must be
+        in the gap that ends at the fold (same negative count).
+        """
+        e, kap = f["x"], _sqrt_coefficient(f)
         if not np.isfinite(kap):
             raise _Fallback("degenerate fold")
-        for frac in (1e-3, 1e-5, 1e-2):
-            x = a * (1.0 - frac)
-            pred = fa["d"] - kap * np.sqrt(a - x) * fa["r"]
+        for frac in (1e-4, 1e-6, 1e-3):
+            x = e * (1.0 + direction * frac)
+            pred = f["d"] + direction * kap * np.sqrt(abs(x - e)) * f["r"]
             dn, conv, _, _ = chord_newton(self.be, np.array([x + 0j]), pred[None].astype(complex), 1e-13, 10)
             if conv[0] and np.all(dn[0].imag == 0):
                 nf = fold_data(self.be, x, dn[0].real)
-                if nf["lam"] < 1.0 and np.all(nf["dd"] > 0) and np.all(np.isfinite(nf["dd"])):
+                if _physical(nf) and nf["neg"] == f["neg"]:
                     return nf
-        raise _Fallback(f"no physical real branch left of the edge {a:.6g}")
+        side = "left" if direction < 0 else "right"
+        raise _Fallback(f"no physical real branch {side} of the edge {e:.6g}")
+
+    def left_fold(self, res, x_in: float):
+        """The left edge of the interval being walked, from a fold ``res`` found left of ``x_in``.
+
+        A fold that opens to the left is a right edge: the walk stepped over a gap, and the
+        wanted edge is found by following the real branch right from that gap.
+        """
+        if res is None or res["x"] >= x_in:
+            return None
+        if _opens_right(res):
+            return res
+        try:
+            res = self.walk(self.leave(res, +1), +1, x_in, origin=res["x"])
+        except _Fallback:
+            return None
+        return res if res is not None and res["x"] < x_in and _opens_right(res) else None
 
     # ---------------------------------------------------------------- inside
     def walk_in(self, fb):
         """Walk into the interval whose right edge is the fold ``fb``: the left fold and the points."""
         b = fb["x"]
         kap = _sqrt_coefficient(fb)
-        if not np.isfinite(kap) or fb["l"] @ fb["tz"] * (fb["l"] @ (fb["Dr"] @ fb["r"])) >= 0:
+        if not np.isfinite(kap) or _opens_right(fb):
             raise _Fallback("the fold at the right edge does not open into the support")
         # points: s = sqrt(b - x), delta(s), d delta / ds
         S = [0.0]
@@ -423,7 +478,8 @@ class _Walker:
                 ddx = -ds0 / (2.0 * s0)
                 guess = d0.real - (x0 - est) * ddx.real
                 res = fold_newton(self.be, est, guess, max(est - 2 * (x0 - est), 0.0), x0, self.scale)
-                if res is not None and res["x"] < x0:
+                res = self.left_fold(res, x0)
+                if res is not None:
                     return res, np.array(S), np.array(D), np.array(DS)
             est_prev = est
             s1 = s0 + h
@@ -440,22 +496,33 @@ class _Walker:
                 else:
                     pred = d0 + hh * ds0
                 z1 = np.array([b - s1 * s1 + 0j])
-                dn, conv, J, tz = chord_newton(self.be, z1, pred[None], 1e-8, 6, tol_quad=1e-4)
+                dn, conv, J, tz = chord_newton(self.be, z1, pred[None], 1e-8, 8, tol_quad=1e-6)
                 inside = conv[0] and np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0])))
                 if conv[0] and not inside:
                     # stepped out: the left edge lies in (x1, x0)
                     x1 = b - s1 * s1
                     res = fold_newton(self.be, 0.5 * (x0 + x1), dn[0].real, x1, x0, self.scale)
                     if res is None:
-                        raise _Fallback("left edge not resolved")
-                    return res, np.array(S), np.array(D), np.array(DS)
+                        # from the outside: follow the real branch right from x1 to the fold
+                        nf = fold_data(self.be, x1, dn[0].real)
+                        if _physical(nf):
+                            try:
+                                res = self.walk(nf, +1, x0)
+                            except _Fallback:
+                                res = None
+                    res = self.left_fold(res, x0)
+                    if res is not None and x1 <= res["x"] <= x0:
+                        return res, np.array(S), np.array(D), np.array(DS)
+                    # a real root of another branch, or an edge too far to resolve: a shorter step
+                    s1 = s0 + 0.35 * (s1 - s0)
+                    continue
                 if inside:
                     err = np.max(np.abs(dn[0] - pred)) / (1.0 + np.max(np.abs(dn[0])))
                     if err < 5e-2:
                         break
                 s1 = s0 + 0.35 * (s1 - s0)
             else:
-                raise _Fallback(f"walk inside the support stalled at x = {x0:.6g}")
+                raise _Fallback(f"walk inside the support stalled at x = {x0:.6g} (left edge not resolved)")
             ddx = _solve(np.eye(self.k) - J[0], tz[0])  # Jacobian of the last exact step
             if not np.all(np.isfinite(ddx)):
                 raise _Fallback(f"singular Jacobian at x = {b - s1 * s1:.6g}")
@@ -465,6 +532,16 @@ class _Walker:
             fac = (1e-2 / max(err, 1e-12)) ** (1.0 / 3.0)
             h = (s1 - s0) * float(np.clip(fac, 0.3, 3.0))
         raise _Fallback("walk inside the support did not end")
+
+
+def _opens_right(fd) -> bool:
+    """The support lies right of the fold ``fd`` (a left edge); ``False`` for a right edge."""
+    return bool(fd["l"] @ fd["tz"] * (fd["l"] @ (fd["Dr"] @ fd["r"])) > 0)
+
+
+def _physical(fd) -> bool:
+    """A real point on the physical branch: ``lambda < 1`` and ``d delta / dx > 0``."""
+    return bool(fd["lam"] < 1.0 and np.all(fd["dd"] > 0) and np.all(np.isfinite(fd["dd"])))
 
 
 def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -572,7 +649,8 @@ class _Expansion:
             raise _Fallback(f"Newton failed at x = {x[~conv][:3]}")
         inside = np.any(d.imag > INSIDE_RTOL * (1 + np.abs(d)), axis=1)
         if not inside.all():
-            raise _Fallback(f"a gap inside [{self.a:.6g}, {self.b:.6g}] near x = {x[~inside][0]:.6g}")
+            j = int(np.flatnonzero(~inside)[0])
+            raise _Gap(x[j], d[j].real, f"inside [{self.a:.6g}, {self.b:.6g}] ")
         return 1.0 / (1.0 + d), J
 
     def run(self, level9=None):
@@ -671,34 +749,90 @@ def build_dense(spec) -> bool:
             return False
         generic = [isinstance(e, SupportInterval) for e in exps]
         worst = max((np.inf if g else e.certify()) for e, g in zip(exps, generic, strict=True))
-        spec.intervals = sorted((e if g else SupportInterval(e.a, e.b, e.mass, [e.panel()], False)
-                                 for e, g in zip(exps, generic, strict=True)), key=lambda iv: iv.left)
+        spec.intervals = intervals(exps)
         spec.mass = mass
         spec._interp_certified = worst <= CERT_RTOL
         spec._density_from_u = True
         spec._interp_error = worst
         return True
 
-    def expand(fa, fb, *walk, level9=None):
-        e = _Expansion(spec, fa, fb, *walk).run(level9)
-        if e.resolved:
-            return e
+    def intervals(exps) -> list:
+        out = [e if isinstance(e, SupportInterval) else SupportInterval(e.a, e.b, e.mass, [e.panel()], False)
+               for e in exps]
+        return sorted(out, key=lambda iv: iv.left)
+
+    def expand(fa, fb, *walk, level9=None) -> list:
+        """Expansions of the support between the folds ``fa < fb`` (several when gaps are found)."""
+        try:
+            e = _Expansion(spec, fa, fb, *walk).run(level9)
+            if not e.resolved:
+                known_x, first = np.unique(e.x_of(e.th), return_index=True)
+                e = panels(fa, fb, known_x, e.U[first])
+        except _Gap as gap:
+            nf = physical_point(gap, fa, fb)
+            if nf is not None:
+                return split(fa, fb, nf)
+            # not a gap: the node went to a wrong root because one series cannot follow
+            # u here; adaptive panels, from the points of the walk and the edges
+            kx, ku = [fa["x"], fb["x"]], [1.0 / (1.0 + fa["d"]), 1.0 / (1.0 + fb["d"])]
+            if walk:
+                S, D = np.asarray(walk[0]), np.asarray(walk[1])
+                kx += list(fb["x"] - S[1:] ** 2)
+                ku += list(1.0 / (1.0 + D[1:]))
+            kx, first = np.unique(np.asarray(kx), return_index=True)
+            try:
+                e = panels(fa, fb, kx, np.asarray(ku, complex)[first])
+            except _Gap as gap2:
+                nf = physical_point(gap2, fa, fb)
+                if nf is None:
+                    raise _Fallback(f"{gap2} (off the physical branch)") from None
+                return split(fa, fb, nf)
+        # the mass of [a, b] is exactly the change in the negative count across it
+        expected = (fb["neg"] - fa["neg"]) / spec.model.n
+        if abs(e.mass - expected) > MASS_TOL:
+            raise _Fallback(f"mass of [{fa['x']:.6g}, {fb['x']:.6g}] is {e.mass:.12g}, the eigenvalue count "
+                            f"across it gives {expected:.12g}")
+        return [e]
+
+    def panels(fa, fb, known_x, known_u):
         # one Chebyshev series does not resolve this interval (near-cusps, clusters of
-        # outlying covariance eigenvalues): adaptive panels between the same edges,
-        # started from the nodes already solved
+        # outlying covariance eigenvalues): adaptive panels between the same edges
         from rmtgan.spectrum import _GapFound
 
         problems: list[str] = []
-        known_x, first = np.unique(e.x_of(e.th), return_index=True)
-        known_u = e.U[first]
-        order = np.arange(known_x.size)
         try:
-            iv = spec._expand(e.a, e.b, False, known_x[order], known_u[order], problems)
+            iv = spec._expand(fa["x"], fb["x"], False, known_x, known_u, problems)
         except _GapFound as gap:
-            raise _Fallback(f"a gap inside [{e.a:.6g}, {e.b:.6g}] near x = {gap.x:.6g}") from None
+            raise _Gap(gap.x, gap.delta.real, f"inside [{fa['x']:.6g}, {fb['x']:.6g}] ") from None
         if problems:
             raise _Fallback("; ".join(problems))
         return iv
+
+    def physical_point(gap: _Gap, fa, fb):
+        """Fold data at ``gap.x`` on the physical real branch (``None``: ``gap.x`` is inside the support)."""
+        nf = fold_data(walker.be, gap.x, gap.d)
+        if _physical(nf) and fa["neg"] <= nf["neg"] <= fb["neg"]:
+            return nf
+        # Newton went to another real root: continuation in Im z finds the physical one
+        from rmtgan.solver import ConvergenceError
+
+        try:
+            d = spec._solve_real(np.array([gap.x]))[0]
+        except ConvergenceError:
+            return None
+        if np.any(d.imag > INSIDE_RTOL * (1 + np.abs(d))):
+            return None
+        nf = fold_data(walker.be, gap.x, d.real)
+        return nf if _physical(nf) and fa["neg"] <= nf["neg"] <= fb["neg"] else None
+
+    def split(fa, fb, nf) -> list:
+        """``[a, b]`` holds a gap at the physical real point ``nf``: its edges by walks, then each part."""
+        lo = walker.walk(nf, -1, fa["x"])
+        hi = walker.walk(nf, +1, fb["x"])
+        if lo is None or hi is None or not (fa["x"] < lo["x"] < hi["x"] < fb["x"]):
+            raise _Fallback(f"the edges of the gap near x = {nf['x']:.6g} were not resolved")
+        return (expand(fa, lo, level9=walker.sweep(fa, lo))
+                + expand(hi, fb, level9=walker.sweep(hi, fb)))
 
     try:
         fd = walker.start()
@@ -710,24 +844,39 @@ def build_dense(spec) -> bool:
         fa = walker.from_left(fb["x"])
         if fa is not None:
             try:
-                e = expand(fa, fb, level9=walker.sweep(fa, fb))
-                if abs(e.mass + spec.atom - 1.0) <= MASS_TOL and finish([e]):
+                exps = expand(fa, fb, level9=walker.sweep(fa, fb))
+                mass = sum(e.mass for e in exps)
+                if abs(mass + spec.atom - 1.0) <= MASS_TOL and finish(exps):
                     spec._dense_path = "sweep"
                     return True
-                spec._dense_path = f"sweep failed: mass {e.mass:.12g}"
+                spec._dense_path = f"sweep failed: mass {mass:.12g}"
             except _Fallback as why:
                 spec._dense_path = f"sweep failed: {why}"
         # general case: walk into each interval from its right edge, then on to the left
         exps = []
         total = 0.0
+        gap = None  # a physical real point in the gap below the intervals done so far
         while True:
-            fa, S, D, DS = walker.walk_in(fb)
-            e = expand(fa, fb, S, D, DS)
-            exps.append(e)
-            total += e.mass
+            try:
+                fa, S, D, DS = walker.walk_in(fb)
+                new = expand(fa, fb, S, D, DS)
+            except (_Fallback, np.linalg.LinAlgError) as why:
+                if gap is None:
+                    raise
+                # the intervals above the gap are done and certified one by one (their
+                # masses are the eigenvalue counts across them): the generic construction
+                # takes over below the gap only
+                spec._dense_note = str(why) or type(why).__name__
+                spec._dense_prefix = (gap["x"], intervals(exps))
+                spec._dense_path = getattr(spec, "_dense_path", "") + "; walk, then generic below "
+                spec._dense_path += f"{gap['x']:.6g}"
+                return False
+            exps.extend(new)
+            total += sum(e.mass for e in new)
             if total >= target - MASS_TOL:
                 break
-            fb = walker.walk_out(walker.leave_left(fa), x_floor)
+            gap = walker.leave_left(fa)
+            fb = walker.walk_out(gap, x_floor, origin=fa["x"])
             if fb is None:
                 break
         spec._dense_path = getattr(spec, "_dense_path", "") + "; walk"

@@ -122,8 +122,13 @@ def adaptive_panels(fun: Callable[..., tuple[np.ndarray, np.ndarray]], lo: float
                 F, u = Fa, ua
             c = coefficients(F)
             tail = _tail(c)
-            resolved = tail <= tail_rtol or tail * np.max(np.abs(c)) * (b - a) * n <= mass_atol
+            scale = np.max(np.abs(c)) * (b - a)
+            resolved = tail <= tail_rtol or tail * scale * n <= mass_atol
             if resolved:
+                break
+            # geometric decay: tripling the nodes cubes the tail; when even that cannot
+            # resolve the panel, split it now rather than spend the finer nodes
+            if n == n0 and tail ** 3 > tail_rtol and tail ** 3 * scale * 3 * n0 > mass_atol:
                 break
         if resolved or depth >= max_depth:
             if not resolved:

@@ -53,7 +53,7 @@ import scipy.linalg
 from numba import njit
 from scipy.linalg import lapack
 
-__all__ = ["DenseBackend", "InversionError", "symmetric_inverse"]
+__all__ = ["DenseBackend", "InversionError", "negative_count", "symmetric_inverse"]
 
 #: relative probe residual ``|A R v - v| / (|A|_F |R v| + |v|)`` above which an inverse is rejected.
 PROBE_RTOL = 1e-7
@@ -165,6 +165,43 @@ def symmetric_inverse(A: np.ndarray, *, method: str = "getri") -> np.ndarray:
                                  "(ill-conditioned or a faulty LAPACK)")
         R = np.ascontiguousarray(R)
     return R
+
+
+def negative_count(A: np.ndarray) -> int:
+    r"""Number of negative eigenvalues of a real symmetric matrix (Sylvester's law of inertia).
+
+    From the Bunch--Kaufman factorisation ``A = L D L^T`` (LAPACK ``dsytrf``,
+    ``p^3 / 3`` flops, a third of an inverse): the inertia of ``A`` is that of the
+    block-diagonal ``D`` (``1 x 1`` and ``2 x 2`` blocks).
+
+    Raises
+    ------
+    InversionError
+        ``A`` is singular to working precision (a zero pivot).
+    """
+    if np.iscomplexobj(A):
+        raise TypeError("negative_count needs a real symmetric matrix")
+    lu, ipiv, info = lapack.dsytrf(A, lower=1)
+    if info < 0:  # pragma: no cover - argument error
+        raise ValueError(f"dsytrf: illegal argument {-info}")
+    d = np.diag(lu)
+    off = np.diag(lu, -1)
+    p = d.size
+    neg = 0
+    i = 0
+    while i < p:
+        if ipiv[i] > 0 or i == p - 1:  # 1 x 1 block
+            if d[i] == 0.0:
+                raise InversionError(f"singular {p}x{p} matrix (zero pivot in dsytrf)")
+            neg += d[i] < 0.0
+            i += 1
+        else:  # 2 x 2 block [[d_i, o], [o, d_{i+1}]]: signs of its two eigenvalues
+            det = d[i] * d[i + 1] - off[i] * off[i]
+            if det == 0.0:
+                raise InversionError(f"singular {p}x{p} matrix (singular 2x2 pivot in dsytrf)")
+            neg += 1 if det < 0.0 else (2 if d[i] + d[i + 1] < 0.0 else 0)
+            i += 2
+    return int(neg)
 
 
 # --------------------------------------------------------------------------- traces
@@ -320,6 +357,21 @@ class DenseBackend:
             A = (w @ self._cov_flat).reshape(self.p, self.p)
         A[np.diag_indices(self.p)] -= np.real(z) if real else z
         return A
+
+    def negative_count(self, x: float, delta: np.ndarray) -> int:
+        r"""Negative eigenvalues of the real ``A(x, delta)`` at a real point of the physical branch.
+
+        For ``x > 0`` in a gap of the support this counts the eigenvalues of
+        ``X X^T / p`` below ``x`` (exact separation): the limiting CDF of ``G`` there
+        is ``1 - (p - count) / n``, so the mass of the support between two gap points
+        is the difference of their counts over ``n``.
+        """
+        A = self.matrix(float(x), np.asarray(delta, np.float64))
+        t0 = time.perf_counter()
+        try:
+            return negative_count(A)
+        finally:
+            self.lapack_seconds += time.perf_counter() - t0
 
     def resolvent(self, z: complex, delta: np.ndarray) -> np.ndarray:
         """``R(z) = A^{-1}`` at one point (cached for the last few points)."""

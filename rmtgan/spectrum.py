@@ -188,11 +188,19 @@ class GramSpectrum:
             with _progress(self._backend, self.progress, "gram_spectrum"):
                 if build_dense(self):
                     return
-                self._generic(n_scan, max_refine)
+                upper, prefix = getattr(self, "_dense_prefix", (None, []))
+                self._generic(n_scan, max_refine, upper=upper, prefix=prefix)
             return
         self._generic(n_scan, max_refine)
 
-    def _generic(self, n_scan: int, max_refine: int) -> None:
+    def _generic(self, n_scan: int, max_refine: int, upper: float | None = None,
+                 prefix: list | None = None) -> None:
+        """Scan, edges, panels and the mass certificate on ``(0, upper]``.
+
+        ``prefix``: intervals above ``upper`` (a point of a gap) built already.
+        """
+        prefix = list(prefix or [])
+        self._scan_upper = upper
         problems: list[str] = []
         grid = self._scan_grid(n_scan)
         delta = self._scan_solve(grid)
@@ -209,8 +217,8 @@ class GramSpectrum:
                     delta = np.insert(delta, j, gap.delta, axis=0)
             else:
                 raise ConvergenceError("too many gaps discovered inside scanned support intervals")
-            self.intervals = intervals
-            self.mass = float(sum(iv.mass for iv in intervals))
+            self.intervals = sorted(intervals + prefix, key=lambda iv: iv.left)
+            self.mass = float(sum(iv.mass for iv in self.intervals))
             if abs(self.mass + self.atom - 1.0) <= MASS_TOL and not problems:
                 break
             problems.append(f"mass certificate: density integrates to {self.mass:.12g}, "
@@ -262,7 +270,7 @@ class GramSpectrum:
         return intervals
 
     def _scan_grid(self, n: int) -> np.ndarray:
-        U = self.scale * 1.001
+        U = self.scale * 1.001 if getattr(self, "_scan_upper", None) is None else self._scan_upper
         lin = np.linspace(0, U, n + 1)[1:]
         geo = np.geomspace(1e-9 * U, U, max(n // 3, 8))
         return np.unique(np.concatenate([lin, geo]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rmtgan import MixtureModel, gram_spectrum, solve
-from rmtgan.dense import DenseBackend, InversionError, symmetric_inverse
+from rmtgan.dense import DenseBackend, InversionError, negative_count, symmetric_inverse
 from rmtgan.solver import make_backend
 
 
@@ -184,6 +184,63 @@ def test_two_intervals_by_dense_path():
     for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
         assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
     np.testing.assert_allclose([iv.mass for iv in dense.intervals], [0.05, 0.05], atol=1e-9)
+
+
+def outlier_model(seed=5, p=48):
+    """Bulk eigenvalues in [0.5, 1.5] plus six outliers, each its own small interval (``n = 12 p``).
+
+    The shape of projected deep features: two of the outlier intervals are 3 % apart.
+    """
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    out = np.array([4.0, 6.0, 9.0, 9.3, 15.0, 30.0])
+    lam = np.stack([np.concatenate([rng.uniform(0.5, 1.5, p - 6), out]),
+                    np.concatenate([rng.uniform(0.5, 1.5, p - 6), 1.3 * out])])
+    return MixtureModel.from_eigen(lam, [6 * p, 6 * p], basis=q)
+
+
+def test_negative_count_against_eigvalsh():
+    rng = np.random.default_rng(11)
+    for p in (1, 2, 7, 60, 200):
+        for shift in (-3.0, 0.0, 0.7, 4.0):
+            A = rng.standard_normal((p, p))
+            A = A + A.T + shift * np.eye(p)
+            assert negative_count(A) == np.count_nonzero(np.linalg.eigvalsh(A) < 0)
+    with pytest.raises(TypeError, match="real symmetric"):
+        negative_count(np.eye(3, dtype=complex))
+    with pytest.raises(InversionError, match="singular"):
+        negative_count(np.zeros((3, 3)))
+
+
+def test_exact_separation_counts_eigenvalues_left_of_a_gap():
+    # in a gap, the negative count of A(x, delta(x)) is p times the X X^T / p CDF: the
+    # limiting CDF of G there is 1 - (p - count) / n (checked on the commuting path)
+    model = outlier_model()
+    fast = gram_spectrum(model, method="commuting")
+    sup = fast.support
+    gaps = [0.5 * sup[0][0]] + [0.5 * (sup[i][1] + sup[i + 1][0]) for i in range(len(sup) - 1)]
+    gaps.append(2.0 * sup[-1][1])
+    be = DenseBackend(model)
+    for x in gaps:
+        d = solve(model, np.array([x + 0j]), method="commuting").delta[0]
+        assert np.all(np.abs(d.imag) <= 1e-30)  # a gap: real delta
+        count = be.negative_count(x, d.real)
+        assert fast.cdf(x) == pytest.approx(1.0 - (model.p - count) / model.n, abs=1e-10)
+
+
+def test_outlier_intervals_by_dense_path():
+    model = outlier_model()
+    fast = gram_spectrum(model, method="commuting")
+    dense = gram_spectrum(model, method="dense")
+    assert dense.success and dense._dense_note == "", dense._dense_note  # the walk did it all
+    assert len(dense.support) == len(fast.support) == 6
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    # every interval holds a whole number of eigenvalues: 42 in the bulk, 1 or 2 per outlier
+    counts = np.array([iv.mass for iv in dense.intervals]) * model.n
+    np.testing.assert_allclose(counts, [42, 1, 1, 2, 1, 1], atol=1e-8)
+    x = np.concatenate([np.linspace(a, b, 9)[1:-1] for a, b in fast.support])
+    np.testing.assert_allclose(dense.density(x, exact=True), fast.density(x), rtol=1e-9)
 
 
 def test_noncommuting_spectrum_invariants():
