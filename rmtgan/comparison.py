@@ -15,10 +15,10 @@ and the leading eigenvectors of ``G`` are from the deterministic equivalents of
   ``sup_x |F_emp(x) - F_bulk(x)|`` and the Wasserstein-1 distance
   ``int_0^1 |Q_emp(u) - Q_bulk(u)| du`` (``Q`` quantile functions; each empirical
   step is split where the integrand has its kink and integrated by Gauss--Legendre);
-* **spikes** -- the ``i``-th predicted spike (descending) is matched to the empirical
-  eigenvalue with the same rank from the top:
-  ``rank_i = i + round(n (1 - F(rho_i)))`` (spikes above it plus bulk eigenvalues
-  above it); relative errors ``(lambda - rho) / rho``;
+* **spikes** -- each predicted spike is matched to the empirical eigenvalue with the
+  rank from the top that the prediction gives it (:attr:`GramSpikes.ranks`: the
+  predicted number of eigenvalues above it, an exact inertia count in which every
+  spike takes its eigenvalue from the bulk); relative errors ``(lambda - rho) / rho``;
 * **eigenvectors** -- class alignments ``(j_a^T u)^2 / n_a`` (and cross terms) of the
   matched eigenvectors and p-side alignments ``(v^T mu_a)^2`` with
   ``v = X u / sqrt(p lambda)`` against the predictions (absolute errors).  Spikes that
@@ -48,9 +48,6 @@ __all__ = ["Comparison", "EmpiricalComparison", "compare"]
 
 #: Gauss--Legendre points per empirical quantile step in the Wasserstein-1 integral.
 W1_POINTS = 4
-#: tolerated distance of ``n * (bulk mass above a spike)`` to an integer before the
-#: rank matching is reported as ambiguous.
-RANK_SLACK = 0.25
 
 
 # --------------------------------------------------------------------------- #
@@ -380,15 +377,10 @@ def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, 
     desc = eig[::-1]
     atom = float(spectrum.atom)
     n_zero = int(round(atom * n))
-    # ranks of every predicted spike
-    all_vals = spk.values
-    above = n * (1.0 - spectrum.cdf(all_vals)) if all_vals.size else np.zeros(0)
-    ranks_all = np.arange(all_vals.size) + np.rint(above).astype(np.int64)
-    if all_vals.size and np.any(np.abs(above - np.rint(above)) > RANK_SLACK):
-        bad = int(np.argmax(np.abs(above - np.rint(above))))
-        problems.append(f"{name}: n x (bulk mass above spike {bad}) = {above[bad]:.3f} is not close to an "
-                        "integer; its rank matching is ambiguous")
-    ranks_all = np.minimum(ranks_all, n - 1)
+    # ranks of every predicted spike (finite-n eigenvalue counts, see GramSpikes.ranks)
+    if n != model.n:
+        raise ValueError(f"{name}: {n} samples, but the model's class sizes add up to n = {model.n}")
+    ranks_all = np.minimum(np.asarray(spk.ranks, np.int64), n - 1)
     ranks = ranks_all[:s]
     # bulk: drop the atom's eigenvalues and every spike's
     keep = np.ones(n, bool)  # in descending order

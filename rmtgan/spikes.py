@@ -96,6 +96,9 @@ INSIDE_RTOL = 1e-8
 QUAD_TOL = 1e-7
 #: largest number of nodes on one contour.
 QUAD_MAX_NODES = 512
+#: tolerated distance of ``n (1 - F(x))`` to an integer at a point ``x`` of a gap (it is
+#: an integer in exact arithmetic) before a spike's rank is reported as uncertain.
+RANK_SLACK = 0.25
 
 
 class _SolveFailure(RuntimeError):
@@ -354,6 +357,11 @@ class GramSpikes:
     quadrature_nodes : ndarray of int, shape (s,)
         Nodes ``N`` on the contour of the spike's group.
     contour_radius : ndarray, shape (s,)
+    ranks : ndarray of int, shape (s,)
+        0-based rank from the top, among the ``n`` eigenvalues of ``G``, of the
+        eigenvalue each spike predicts: the predicted number of eigenvalues above
+        it (exact inertia count at finite ``n``; a spike takes its eigenvalue from
+        the bulk, see :func:`_count_above`).
     counts : list of dict
         Per region: ``lo``, ``hi``, ``kind``, the spikes ``expected`` from the inertia of
         ``H`` at the ends and ``found``, and ``margin_lo`` / ``margin_hi``, the smallest
@@ -396,6 +404,7 @@ class GramSpikes:
     method: str
     n_evaluations: int
     sizes: np.ndarray = field(repr=False, default=None)
+    ranks: np.ndarray = field(default=None)
 
     @property
     def n_spikes(self) -> int:
@@ -430,6 +439,7 @@ class GramSpikes:
             "quadrature_error": self.quadrature_error,
             "quadrature_nodes": self.quadrature_nodes,
             "contour_radius": self.contour_radius,
+            "ranks": self.ranks,
             "counts": self.counts,
             "support": [list(iv) for iv in self.support],
             "atom": self.atom,
@@ -578,7 +588,8 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                  region=np.zeros(0, np.int64), edge_distance=np.zeros(0), neighbour_distance=np.zeros(0),
                  near_edge=np.zeros(0, bool), near_degenerate=np.zeros(0, bool), resolution=np.zeros(0),
                  converged=np.zeros(0, bool), quadrature_error=np.zeros(0),
-                 quadrature_nodes=np.zeros(0, np.int64), contour_radius=np.zeros(0), sizes=model.sizes)
+                 quadrature_nodes=np.zeros(0, np.int64), contour_radius=np.zeros(0), sizes=model.sizes,
+                 ranks=np.zeros(0, np.int64))
     if not np.any(means):
         spec_support = [] if spectrum is None else list(spectrum.support)
         atom = float(model.zero_mass()) if spectrum is None else float(spectrum.atom)
@@ -658,6 +669,23 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
     near_edge = edge_dist < resolution
     near_deg = (neigh < resolution) | (mult > 1)
 
+    # ranks from the top among the eigenvalues of G (finite-n counting, see _count_above)
+    ranks = np.zeros(s, np.int64)
+    for g in range(n_groups):
+        members = np.flatnonzero(group == g)
+        top = float(values[members].max())
+        higher = values[(reg == reg[members[0]]) & (values > top) & (group != g)]
+        ceiling = float(higher.min()) if higher.size else float(regions[reg[members[0]]][1])
+        try:
+            above, frac = _count_above(res, spec, model, 0.5 * (top + ceiling))
+        except _SolveFailure as exc:
+            problems.append(f"eigenvalue count above the spike group at {top:.6g} failed: {exc}")
+            above, frac = 0, 0.0
+        if frac > RANK_SLACK:
+            problems.append(f"n (1 - F(x)) is {frac:.3f} away from an integer above the spike at {top:.6g}: "
+                            "the count of eigenvalues above it is uncertain")
+        ranks[members] = above + np.arange(members.size)
+
     # contours, one per group
     al = np.zeros((s, k, k))
     mal = np.zeros((s, k, k))
@@ -705,7 +733,35 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                       near_edge=near_edge, near_degenerate=near_deg, resolution=resolution,
                       converged=conv, quadrature_error=qerr, quadrature_nodes=qn, contour_radius=radius,
                       counts=counts, support=support, atom=float(spec.atom), success=success, message=msg,
-                      method=backend.name, n_evaluations=int(backend.n_evaluations), sizes=model.sizes)
+                      method=backend.name, n_evaluations=int(backend.n_evaluations), sizes=model.sizes,
+                      ranks=ranks)
+
+
+def _count_above(res: _Resolvent, spec, model: MixtureModel, x: float) -> tuple[int, float]:
+    r"""Predicted number of eigenvalues of ``G`` above a real ``x > 0`` off the support and the spikes.
+
+    Without means, the eigenvalues of ``X X^T / p`` below ``x`` (in a gap) are the
+    negative eigenvalues of ``A(x) = sum_b c_b C_b / (1 + delta_b) - x I_p``, so
+    ``p - neg(A) = n (1 - F(x))``.  With means the ``p``-side matrix is
+    ``A + M D M^T`` (``D = diag(c_b / (1 + delta_b))``), and the Haynsworth inertia
+    formula for the bordered matrix ``[[A, M], [M^T, -D^{-1}]]`` gives
+
+    .. math::
+
+        \#\{\lambda > x\} = n (1 - F(x)) - \operatorname{pos} H(x)
+            + \#\{b : 1 + \delta_b(x) > 0\},
+
+    with the ``k x k`` matrix ``H`` of the spike equation (congruent to
+    ``D^{-1} + M^T R M``).  A spike takes its eigenvalue from the bulk -- the count
+    of ``G``'s eigenvalues is ``n`` whatever the means -- which matters when support
+    intervals hold a handful of eigenvalues.  Returns the count and the distance of
+    ``n (1 - F(x))`` to the nearest integer (0 in exact arithmetic).
+    """
+    bulk = model.n * (1.0 - float(spec.cdf(x)))
+    d, _ = res.delta_real(x)
+    _, w = res.H(x)
+    count = int(np.rint(bulk)) - int(np.sum(w > 0)) + int(np.sum(1.0 + d > 0))
+    return count, float(abs(bulk - np.rint(bulk)))
 
 
 def _trapezoid(vals: dict[float, np.ndarray], theta: np.ndarray, N: int) -> np.ndarray:

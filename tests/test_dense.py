@@ -7,6 +7,7 @@ and the commuting (numba) path where the model allows it.
 
 import numpy as np
 import pytest
+from _mixtures import outlier_model
 
 from rmtgan import MixtureModel, gram_spectrum, solve
 from rmtgan.dense import DenseBackend, InversionError, negative_count, symmetric_inverse
@@ -184,19 +185,6 @@ def test_two_intervals_by_dense_path():
     for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
         assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
     np.testing.assert_allclose([iv.mass for iv in dense.intervals], [0.05, 0.05], atol=1e-9)
-
-
-def outlier_model(seed=5, p=48):
-    """Bulk eigenvalues in [0.5, 1.5] plus six outliers, each its own small interval (``n = 12 p``).
-
-    The shape of projected deep features: two of the outlier intervals are 3 % apart.
-    """
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
-    out = np.array([4.0, 6.0, 9.0, 9.3, 15.0, 30.0])
-    lam = np.stack([np.concatenate([rng.uniform(0.5, 1.5, p - 6), out]),
-                    np.concatenate([rng.uniform(0.5, 1.5, p - 6), 1.3 * out])])
-    return MixtureModel.from_eigen(lam, [6 * p, 6 * p], basis=q)
 
 
 def test_negative_count_against_eigvalsh():

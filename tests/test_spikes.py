@@ -51,6 +51,7 @@ from hypothesis import strategies as st
 
 from rmtgan.empirical import class_alignment_matrix, leading_eigenpairs
 from rmtgan.model import MixtureModel
+from rmtgan.solver import solve
 from rmtgan.spectrum import gram_spectrum
 from rmtgan.spikes import GramSpikes, PhaseTransitions, gram_spikes, phase_transitions
 
@@ -449,3 +450,53 @@ def test_quadrature_converged_and_diagnostics():
     assert np.all(sp.contour_radius > 0) and np.all(sp.converged)
     assert sum(c["expected"] for c in sp.counts) == sp.n_spikes
     assert scipy.linalg.issymmetric(sp.alignment_matrices[0], atol=1e-14)
+
+
+# --------------------------------------------------------------------------- #
+# finite-n ranks: every spike takes its eigenvalue from the bulk
+# --------------------------------------------------------------------------- #
+def _above_points(sp):
+    """A point just above each spike: halfway to the next higher spike or region end."""
+    pts = []
+    for i, v in enumerate(sp.values):
+        higher = sp.values[(sp.region == sp.region[i]) & (sp.values > v)]
+        ceiling = higher.min() if higher.size else sp.regions[sp.region[i]][1]
+        pts.append(0.5 * (v + ceiling))
+    return np.array(pts)
+
+
+def test_spike_ranks_equal_the_inertia_of_the_p_side_matrix():
+    # the ranks come from n (1 - F) and the k x k inertia of H (Haynsworth); the reference
+    # counts the negative eigenvalues of the full p x p matrix sum_b c_b (C_b + mu_b mu_b^T)
+    # / (1 + delta_b) - x I directly
+    model = _mixtures.outlier_model(means_scale=2.0)
+    sp = gram_spikes(model)
+    assert sp.success, sp.message
+    assert sp.values.size >= 3
+    C = model.covariances
+    for rank, x in zip(sp.ranks, _above_points(sp), strict=True):
+        d = solve(model, np.array([x + 0j])).delta[0].real
+        w = model.ratios / (1.0 + d)
+        A = np.tensordot(w, C, axes=1) + (model.means.T * w) @ model.means - x * np.eye(model.p)
+        assert rank == model.p - np.count_nonzero(np.linalg.eigvalsh(A) < 0)
+    # the spikes above the top interval took its eigenvalue: the top spike has rank 0
+    assert sp.ranks[0] == 0
+
+
+def test_spike_ranks_against_monte_carlo_counts():
+    # the number of eigenvalues of G above a point just above each spike, averaged over
+    # draws, is the predicted rank (the old count, bulk mass above plus spikes above,
+    # overcounts by one per spike next to a one-eigenvalue interval)
+    model = _mixtures.outlier_model(means_scale=2.0)
+    sp = gram_spikes(model)
+    xs = _above_points(sp)
+    rng = np.random.default_rng(7)
+    counts = []
+    for _ in range(40):
+        X, _ = model.sample(rng=rng)
+        ev = np.linalg.eigvalsh(X.T @ X / model.p)  # the p x p side: same nonzero eigenvalues
+        counts.append([np.count_nonzero(ev > x) for x in xs])
+    mean = np.mean(counts, axis=0)
+    # a count fluctuates by at most about one eigenvalue (O(1/sqrt(n)) spikes next to
+    # one-eigenvalue intervals); its mean over 40 draws is within 0.5 of the prediction
+    np.testing.assert_array_less(np.abs(mean - sp.ranks), 0.5)
