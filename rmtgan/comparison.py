@@ -377,9 +377,8 @@ def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, 
     desc = eig[::-1]
     atom = float(spectrum.atom)
     n_zero = int(round(atom * n))
-    # ranks of every predicted spike (finite-n eigenvalue counts, see GramSpikes.ranks)
-    if n != model.n:
-        raise ValueError(f"{name}: {n} samples, but the model's class sizes add up to n = {model.n}")
+    # ranks of every predicted spike (finite-n eigenvalue counts, see GramSpikes.ranks;
+    # the class counts equal the model's sizes, validated at the boundary, so n = model.n)
     ranks_all = np.minimum(np.asarray(spk.ranks, np.int64), n - 1)
     ranks = ranks_all[:s]
     # bulk: drop the atom's eigenvalues and every spike's
