@@ -317,6 +317,7 @@ class DenseBackend:
         self._cov_stack = cov.reshape(self.k * self.p, self.p)  # rows: C_1; C_2; ... (C-contiguous)
         self._cov_flat = cov.reshape(self.k, self.p * self.p)
         self.means = model.means
+        self.sizes = np.asarray(model.sizes, dtype=np.int64)
         self.inverse = inverse
         self.n_evaluations = 0
         self.n_real = 0
@@ -359,19 +360,23 @@ class DenseBackend:
         return A
 
     def negative_count(self, x: float, delta: np.ndarray) -> int:
-        r"""Negative eigenvalues of the real ``A(x, delta)`` at a real point of the physical branch.
+        r"""Predicted number of eigenvalues of ``X X^T / p`` below a real ``x > 0`` in a gap.
 
-        For ``x > 0`` in a gap of the support this counts the eigenvalues of
-        ``X X^T / p`` below ``x`` (exact separation): the limiting CDF of ``G`` there
-        is ``1 - (p - count) / n``, so the mass of the support between two gap points
-        is the difference of their counts over ``n``.
+        With the real ``delta(x)`` of the physical branch, it is the number of negative
+        eigenvalues of the real ``A(x, delta) = sum_b c_b C_b / (1 + delta_b) - x I``
+        less the ``n_b`` of every class with ``1 + delta_b < 0`` (exact separation; the
+        second term appears when ``n < p``, where ``1 + delta_b`` is negative near 0).
+        The limiting CDF of ``G`` there is ``1 - (p - count) / n``, so the mass of the
+        support between two gap points is the difference of their counts over ``n``.
         """
-        A = self.matrix(float(x), np.asarray(delta, np.float64))
+        d = np.asarray(delta, np.float64)
+        A = self.matrix(float(x), d)
         t0 = time.perf_counter()
         try:
-            return negative_count(A)
+            neg = negative_count(A)
         finally:
             self.lapack_seconds += time.perf_counter() - t0
+        return int(neg - np.sum(self.sizes[1.0 + d < 0]))
 
     def resolvent(self, z: complex, delta: np.ndarray) -> np.ndarray:
         """``R(z) = A^{-1}`` at one point (cached for the last few points)."""

@@ -741,8 +741,9 @@ def _count_above(res: _Resolvent, spec, model: MixtureModel, x: float) -> tuple[
     r"""Predicted number of eigenvalues of ``G`` above a real ``x > 0`` off the support and the spikes.
 
     Without means, the eigenvalues of ``X X^T / p`` below ``x`` (in a gap) are the
-    negative eigenvalues of ``A(x) = sum_b c_b C_b / (1 + delta_b) - x I_p``, so
-    ``p - neg(A) = n (1 - F(x))``.  With means the ``p``-side matrix is
+    negative eigenvalues of ``A(x) = sum_b c_b C_b / (1 + delta_b) - x I_p`` less the
+    ``n_b`` of the classes with ``1 + delta_b < 0``, so
+    ``n (1 - F(x)) = p - neg(A) + sum_{1 + delta_b < 0} n_b``.  With means the ``p``-side matrix is
     ``A + M D M^T`` (``D = diag(c_b / (1 + delta_b))``), and the Haynsworth inertia
     formula for the bordered matrix ``[[A, M], [M^T, -D^{-1}]]`` gives
 
@@ -754,7 +755,8 @@ def _count_above(res: _Resolvent, spec, model: MixtureModel, x: float) -> tuple[
     with the ``k x k`` matrix ``H`` of the spike equation (congruent to
     ``D^{-1} + M^T R M``).  A spike takes its eigenvalue from the bulk -- the count
     of ``G``'s eigenvalues is ``n`` whatever the means -- which matters when support
-    intervals hold a handful of eigenvalues.  Returns the count and the distance of
+    intervals hold a handful of eigenvalues.  (The ``n_b`` term cancels in the
+    difference of the two inertias.)  Returns the count and the distance of
     ``n (1 - F(x))`` to the nearest integer (0 in exact arithmetic).
     """
     bulk = model.n * (1.0 - float(spec.cdf(x)))

@@ -201,19 +201,26 @@ def test_negative_count_against_eigvalsh():
 
 
 def test_exact_separation_counts_eigenvalues_left_of_a_gap():
-    # in a gap, the negative count of A(x, delta(x)) is p times the X X^T / p CDF: the
-    # limiting CDF of G there is 1 - (p - count) / n (checked on the commuting path)
-    model = outlier_model()
-    fast = gram_spectrum(model, method="commuting")
-    sup = fast.support
-    gaps = [0.5 * sup[0][0]] + [0.5 * (sup[i][1] + sup[i + 1][0]) for i in range(len(sup) - 1)]
-    gaps.append(2.0 * sup[-1][1])
-    be = DenseBackend(model)
-    for x in gaps:
-        d = solve(model, np.array([x + 0j]), method="commuting").delta[0]
-        assert np.all(np.abs(d.imag) <= 1e-30)  # a gap: real delta
-        count = be.negative_count(x, d.real)
-        assert fast.cdf(x) == pytest.approx(1.0 - (model.p - count) / model.n, abs=1e-10)
+    # in a gap, the count (negative eigenvalues of A(x, delta(x)), less n_b for each class
+    # with 1 + delta_b < 0) is p times the X X^T / p CDF: the limiting CDF of G there is
+    # 1 - (p - count) / n (checked on the commuting path); n > p and n < p (where
+    # 1 + delta_b < 0 below the bulk)
+    base = outlier_model()
+    signs = set()
+    for sizes in ([288, 288], [20, 20]):
+        model = MixtureModel(base.means, base.covariances, sizes)
+        fast = gram_spectrum(model, method="commuting")
+        sup = fast.support
+        gaps = [0.5 * sup[0][0]] + [0.5 * (sup[i][1] + sup[i + 1][0]) for i in range(len(sup) - 1)]
+        gaps.append(2.0 * sup[-1][1])
+        be = DenseBackend(model)
+        for x in gaps:
+            d = solve(model, np.array([x + 0j]), method="commuting").delta[0]
+            assert np.all(np.abs(d.imag) <= 1e-30)  # a gap: real delta
+            signs.add(bool(np.all(1.0 + d.real > 0)))
+            count = be.negative_count(x, d.real)
+            assert fast.cdf(x) == pytest.approx(1.0 - (model.p - count) / model.n, abs=1e-10)
+    assert signs == {True, False}  # both cases were met
 
 
 def test_outlier_intervals_by_dense_path():
@@ -229,6 +236,23 @@ def test_outlier_intervals_by_dense_path():
     np.testing.assert_allclose(counts, [42, 1, 1, 2, 1, 1], atol=1e-8)
     x = np.concatenate([np.linspace(a, b, 9)[1:-1] for a, b in fast.support])
     np.testing.assert_allclose(dense.density(x, exact=True), fast.density(x), rtol=1e-9)
+
+
+def test_walk_then_generic_below_a_hard_edge():
+    # n = p: the bulk reaches 0 (a hard edge, which the walk does not handle); the outlier
+    # intervals above it are walked and certified, the generic construction does the rest
+    base = outlier_model()
+    model = MixtureModel(base.means, base.covariances, [24, 24])
+    fast = gram_spectrum(model, method="commuting")
+    dense = gram_spectrum(model, method="dense")
+    assert dense.success, dense.message
+    assert "then generic below" in dense._dense_path and "hard edge" in dense._dense_note
+    assert len(dense.support) == len(fast.support) >= 3
+    assert dense.support[0][0] == 0.0
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    np.testing.assert_allclose([iv.mass for iv in dense.intervals], [iv.mass for iv in fast.intervals],
+                               atol=1e-9)
 
 
 def test_noncommuting_spectrum_invariants():
