@@ -206,16 +206,15 @@ def negative_count(A: np.ndarray) -> int:
 
 # --------------------------------------------------------------------------- traces
 @njit(cache=True)
-def _pair_traces(Q, R, pair, tz):  # pragma: no cover - compiled
-    """``pair[a, b] = tr(Q_a Q_b)`` (all a, b) and ``tz[a] = tr(Q_a R)`` with ``R`` symmetric.
+def _pair_traces(Q, pair):  # pragma: no cover - compiled
+    """``pair[a, b] = tr(Q_a Q_b)`` for all ``a, b``; ``Q`` is ``(k, p, p)``.
 
-    ``Q`` is ``(k, p, p)``; tiles keep the transposed reads in cache.
+    Tiles keep the transposed reads in cache.
     """
     k, p = Q.shape[0], Q.shape[1]
     B = 48
     nb = (p + B - 1) // B
     part = np.zeros((nb, k, k), Q.dtype)
-    partz = np.zeros((nb, k), Q.dtype)
     for ib in range(nb):
         i0 = ib * B
         i1 = min(p, i0 + B)
@@ -223,21 +222,13 @@ def _pair_traces(Q, R, pair, tz):  # pragma: no cover - compiled
             j0 = jb * B
             j1 = min(p, j0 + B)
             for a in range(k):
-                sz = partz[ib, a] * 0
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        sz += Q[a, i, j] * R[j, i]
-                partz[ib, a] += sz
                 for b in range(a, k):
-                    s = sz * 0
+                    s = part[ib, a, b] * 0
                     for i in range(i0, i1):
                         for j in range(j0, j1):
                             s += Q[a, i, j] * Q[b, j, i]
                     part[ib, a, b] += s
     for a in range(k):
-        tz[a] = 0
-        for ib in range(nb):
-            tz[a] += partz[ib, a]
         for b in range(a, k):
             s = pair[a, b] * 0
             for ib in range(nb):
@@ -416,7 +407,8 @@ class DenseBackend:
         self.n_jacobians += 1
         pair = np.empty((k, k), R.dtype)
         tz = np.empty(k, R.dtype)
-        _pair_traces(Q, R, pair, tz)
+        _pair_traces(Q, pair)
+        _cross_traces(Q, R, tz)  # tr(Q_a R)
         t = np.trace(Q, axis1=1, axis2=2) / p
         e = self.c / (1.0 + d) ** 2
         J = pair * e[None, :] / p

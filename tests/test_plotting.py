@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import _mixtures
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -15,14 +16,7 @@ from rmtgan.plotting import plot_alignments, plot_comparison, plot_eigenvectors,
 
 
 def small_model():
-    p = 40
-    u = (np.arange(p) + 0.5) / p
-    lam = np.stack([0.4 + u, 0.3 + 1.5 * u ** 2, 0.8 + 0.2 * np.sin(6 * u)])
-    M = np.zeros((3, p))
-    M[0, :3] = [2.2, 0.0, 0.3]
-    M[1, :3] = [0.0, 2.0, 0.4]
-    M[2, :3] = [-1.4, -1.0, 1.7]
-    return MixtureModel.from_eigen(lam, [60, 80, 50], means=M)
+    return _mixtures.diag_model(40, [60, 80, 50])
 
 
 @pytest.fixture(scope="module")
