@@ -59,6 +59,24 @@ CERT_RTOL = 1e-9
 INSIDE_RTOL = 1e-9
 
 
+def tolerances(tol: float, n: int) -> dict:
+    r"""The accuracy targets of the dense build for a solver tolerance ``tol``.
+
+    The constants above are for the default ``tol = 1e-12``; a looser ``tol`` loosens
+    them in proportion (never below them), so that asking for less accuracy costs
+    fewer inverses instead of more (node values accurate to ``tol`` make a tail
+    plateau at about ``tol``).  The mass tolerance stays below ``0.1 / n``, so that
+    interval masses still identify integer eigenvalue counts.
+
+    Returns a dict with ``tail``, ``plateau``, ``cert`` (relative) and ``mass`` (absolute).
+    """
+    from rmtgan.spectrum import MASS_TOL
+
+    f = max(tol / 1e-12, 1.0)
+    return {"tail": TAIL_RTOL * f, "plateau": PLATEAU_RTOL * f, "cert": CERT_RTOL * f,
+            "mass": min(MASS_TOL * f, 0.1 / n)}
+
+
 class _Fallback(Exception):
     """The fast construction does not apply; use the generic one."""
 
@@ -74,13 +92,15 @@ class _Gap(_Fallback):
 
 # --------------------------------------------------------------------------- Newton
 def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 12, tol_quad: float = 0.0,
-                 J0: np.ndarray | None = None, j0_err: float = np.inf):
+                 J0: np.ndarray | None = None, j0_err: float = np.inf, refresh: bool = False):
     r"""Batched Newton on ``delta = t(delta)`` with the exact Jacobian, or a chord method with a known one.
 
     Without ``J0`` every iteration uses the exact Jacobian at the iterate.  With
     ``J0`` (per point, e.g. interpolated along the support) iterations cost one
     inverse and no matrix products; the exact Jacobian is taken only when the
-    residual fails to drop tenfold.  A point is accepted, and its last step
+    residual fails to drop tenfold (``refresh=True``: at the second evaluation of
+    every point not accepted after its first, so that the exact Jacobian is known
+    at each such point).  A point is accepted, and its last step
     applied, when the residual ``r = max|delta - t| / max(1, max|delta|)``
 
     * is at most ``tol``; or
@@ -153,7 +173,7 @@ def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 1
         conv[act[done]] = True
         # a chord that does not contract tenfold takes the exact Jacobian next time
         chord[act] = chord[act] & ~(rho > 0.1)
-        if J0 is None:
+        if J0 is None or refresh:
             chord[act] = False
         r_prev[act] = r
         act = act[~done & ~bad]
@@ -602,6 +622,7 @@ class _Expansion:
         self.spec = spec
         self.be = spec._backend
         self.a, self.b = fa["x"], fb["x"]
+        self.tols = tolerances(spec.tol, spec.model.n)
         self.ua = 1.0 / (1.0 + fa["d"])
         self.ub = 1.0 / (1.0 + fb["d"])
         self.Ja, self.Jb = fa["J"].astype(complex), fb["J"].astype(complex)
@@ -638,20 +659,22 @@ class _Expansion:
     def x_of(self, th):
         return self.a + (self.b - self.a) * np.sin(th) ** 2
 
-    def solve_nodes(self, th: np.ndarray, guess_u: np.ndarray, J0=None, jerr=np.inf):
-        """``u`` and ``J`` at interior nodes ``theta`` (``J``: exact, or ``J0`` when that was used)."""
+    def solve_nodes(self, th: np.ndarray, guess_u: np.ndarray, J0=None, jerr=np.inf, refresh=False):
+        """``u``, ``J`` and whether ``J`` is exact at interior nodes ``theta`` (else ``J0`` was used)."""
         x = self.x_of(th)
         d, conv, J, _ = chord_newton(self.be, x + 0j, 1.0 / guess_u - 1.0, self.spec.tol, 14,
-                                     tol_quad=min(1e-7, np.sqrt(self.spec.tol) * 0.1), J0=J0, j0_err=jerr)
+                                     tol_quad=min(1e-7, np.sqrt(self.spec.tol) * 0.1), J0=J0, j0_err=jerr,
+                                     refresh=refresh)
+        exact = ~np.all(J == 0, axis=(1, 2))
         if J0 is not None:
-            J = np.where(np.all(J == 0, axis=(1, 2))[:, None, None], J0, J)
+            J = np.where(exact[:, None, None], J, J0)
         if not conv.all():
             raise _Fallback(f"Newton failed at x = {x[~conv][:3]}")
         inside = np.any(d.imag > INSIDE_RTOL * (1 + np.abs(d)), axis=1)
         if not inside.all():
             j = int(np.flatnonzero(~inside)[0])
             raise _Gap(x[j], d[j].real, f"inside [{self.a:.6g}, {self.b:.6g}] ")
-        return 1.0 / (1.0 + d), J
+        return 1.0 / (1.0 + d), J, exact
 
     def run(self, level9=None):
         """Nested Lobatto levels until the coefficients decay (``level9``: interior ``u, J`` of level 9)."""
@@ -666,7 +689,7 @@ class _Expansion:
         if level9 is not None:
             U[1:-1], JJ[1:-1] = level9
         else:
-            U[1:-1], JJ[1:-1] = self.solve_nodes(th[1:-1], self._guess(th[1:-1]))
+            U[1:-1], JJ[1:-1], _ = self.solve_nodes(th[1:-1], self._guess(th[1:-1]))
         cJ = lobatto_coefficients(JJ)
         prev = np.inf
         self.resolved = False
@@ -676,9 +699,10 @@ class _Expansion:
             cF = lobatto_coefficients(F)
             tail = max(_tail(cu), _tail(cF))
             # resolved: the tail is below TAIL_RTOL, or below PLATEAU_RTOL when it stopped
-            # decreasing (rounding in the node values) or the node budget is spent
+            # decreasing (rounding in the node values) or the node budget is spent (both
+            # scaled by tolerances())
             stalled = tail >= 0.2 * prev or n >= MAX_NODES
-            if tail <= TAIL_RTOL or (n >= 33 and tail <= PLATEAU_RTOL and stalled):
+            if tail <= self.tols["tail"] or (n >= 33 and tail <= self.tols["plateau"] and stalled):
                 self.resolved = True
                 break
             if n >= MAX_NODES:
@@ -697,8 +721,11 @@ class _Expansion:
             U2[0::2] = U
             JJ2 = np.empty((n2, k, k), complex)
             JJ2[0::2] = JJ
-            U2[new], JJ2[new] = self.solve_nodes(th2[new], guess, J0, jerr)
-            if J0 is None:
+            # a node the interpolated Jacobian does not settle in one step takes the exact one
+            # at its second evaluation; when every new node has it, the Jacobian's expansion
+            # is refreshed, so that the next level costs one inverse per node
+            U2[new], JJ2[new], exact = self.solve_nodes(th2[new], guess, J0, jerr, refresh=True)
+            if J0 is None or exact.all():
                 cJ = lobatto_coefficients(JJ2)
             n, t, th, U, JJ = n2, t2, th2, U2, JJ2
         self.n, self.t, self.th, self.U, self.cu, self.cF, self.tail = n, t, th, U, cu, cF, tail
@@ -723,7 +750,7 @@ class _Expansion:
         ui = _chebval(tm, self.cu)
         jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
         J0 = _chebval(tm, self.cJ) if jerr <= 1e-2 * float(np.max(np.abs(self.cJ))) else None
-        ue, _ = self.solve_nodes(th, ui, J0, jerr)
+        ue, _, _ = self.solve_nodes(th, ui, J0, jerr)
         x = self.x_of(th)
         ri = self.spec._rho_from_u(x, ui)
         re = self.spec._rho_from_u(x, ue)
@@ -736,22 +763,24 @@ class _Expansion:
 # --------------------------------------------------------------------------- driver
 def build_dense(spec) -> bool:
     """Build ``spec.intervals`` with the walk; ``False`` when the generic construction must be used."""
-    from rmtgan.spectrum import MASS_TOL, SupportInterval
+    from rmtgan.spectrum import SupportInterval
 
     walker = _Walker(spec)
+    tols = tolerances(spec.tol, spec.model.n)
+    mass_tol = tols["mass"]
     target = 1.0 - spec.atom
     x_floor = 1e-9 * spec.scale
 
     def finish(exps) -> bool:
         mass = float(sum(e.mass for e in exps))
-        if abs(mass + spec.atom - 1.0) > MASS_TOL:
+        if abs(mass + spec.atom - 1.0) > mass_tol:
             spec._dense_note = f"mass certificate failed ({mass:.12g} vs {target:.12g})"
             return False
         generic = [isinstance(e, SupportInterval) for e in exps]
         worst = max((np.inf if g else e.certify()) for e, g in zip(exps, generic, strict=True))
         spec.intervals = intervals(exps)
         spec.mass = mass
-        spec._interp_certified = worst <= CERT_RTOL
+        spec._interp_certified = worst <= tols["cert"]
         spec._density_from_u = True
         spec._interp_error = worst
         return True
@@ -789,7 +818,7 @@ def build_dense(spec) -> bool:
                 return split(fa, fb, nf)
         # the mass of [a, b] is exactly the change in the negative count across it
         expected = (fb["neg"] - fa["neg"]) / spec.model.n
-        if abs(e.mass - expected) > MASS_TOL:
+        if abs(e.mass - expected) > mass_tol:
             raise _Fallback(f"mass of [{fa['x']:.6g}, {fb['x']:.6g}] is {e.mass:.12g}, the eigenvalue count "
                             f"across it gives {expected:.12g}")
         return [e]
@@ -846,7 +875,7 @@ def build_dense(spec) -> bool:
             try:
                 exps = expand(fa, fb, level9=walker.sweep(fa, fb))
                 mass = sum(e.mass for e in exps)
-                if abs(mass + spec.atom - 1.0) <= MASS_TOL and finish(exps):
+                if abs(mass + spec.atom - 1.0) <= mass_tol and finish(exps):
                     spec._dense_path = "sweep"
                     return True
                 spec._dense_path = f"sweep failed: mass {mass:.12g}"
@@ -873,7 +902,7 @@ def build_dense(spec) -> bool:
                 return False
             exps.extend(new)
             total += sum(e.mass for e in new)
-            if total >= target - MASS_TOL:
+            if total >= target - mass_tol:
                 break
             gap = walker.leave_left(fa)
             fb = walker.walk_out(gap, x_floor, origin=fa["x"])

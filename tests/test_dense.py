@@ -277,6 +277,26 @@ def test_noncommuting_spectrum_invariants():
     np.testing.assert_allclose(spec.stieltjes(z), [ref_stieltjes(m, zj) for zj in z], rtol=1e-8)
 
 
+def test_looser_tol_costs_fewer_inverses_and_keeps_its_accuracy():
+    from rmtgan._dense_spectrum import tolerances
+
+    m = noncommuting(7, p=60)
+    tight = gram_spectrum(m)
+    loose = gram_spectrum(m, tol=1e-6)
+    assert tight.success and loose.success and loose._dense_note == ""
+    # asking for less accuracy must not cost more (node values accurate to tol made the
+    # tail plateau at about tol, which the default 1e-12 target never accepted)
+    assert loose.n_evaluations < tight.n_evaluations
+    cert = tolerances(1e-6, m.n)["cert"]
+    assert loose._interp_certified and loose._interp_error <= cert
+    for (a1, b1), (a2, b2) in zip(tight.support, loose.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1  # edges: fold Newton, always tight
+    a, b = tight.support[0][0], tight.support[-1][1]
+    x = np.linspace(a, b, 50)[1:-1]
+    np.testing.assert_allclose(loose.density(x), tight.density(x), rtol=cert)
+    assert loose.mass + loose.atom == pytest.approx(1.0, abs=tolerances(1e-6, m.n)["mass"])
+
+
 def test_fallback_to_generic_construction_hard_edge():
     # gamma = 1: a hard edge at 0, which the walk hands back to the generic construction
     p = 30
