@@ -139,7 +139,8 @@ def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 1
         t = np.empty((m, k), np.complex128)
         exact = np.zeros(m, bool)
         if need.size:
-            tn, Jn, tzn = be.evaluate(z[need], d[need])
+            # the Jacobian only steers the steps (every residual is in double precision)
+            tn, Jn, tzn = be.evaluate(z[need], d[need], fast_jac=True)
             t[need], J[need], tz[need], Juse[need] = tn, Jn, tzn, Jn
             exact[need] = True
             jerr[need] = 0.0

@@ -214,7 +214,7 @@ def _pair_traces(Q, pair):  # pragma: no cover - compiled
     k, p = Q.shape[0], Q.shape[1]
     B = 48
     nb = (p + B - 1) // B
-    part = np.zeros((nb, k, k), Q.dtype)
+    part = np.zeros((nb, k, k), pair.dtype)  # accumulate in the output's precision
     for ib in range(nb):
         i0 = ib * B
         i1 = min(p, i0 + B)
@@ -243,7 +243,7 @@ def _cross_traces(Q, M, out):  # pragma: no cover - compiled
     k, p = Q.shape[0], Q.shape[1]
     B = 48
     nb = (p + B - 1) // B
-    part = np.zeros((nb, k), Q.dtype)
+    part = np.zeros((nb, k), out.dtype)
     for ib in range(nb):
         i0 = ib * B
         i1 = min(p, i0 + B)
@@ -307,6 +307,7 @@ class DenseBackend:
         self.cov = cov
         self._cov_stack = cov.reshape(self.k * self.p, self.p)  # rows: C_1; C_2; ... (C-contiguous)
         self._cov_flat = cov.reshape(self.k, self.p * self.p)
+        self._cov_stack32 = None  # single-precision copy, made on first use (fast_jac)
         self.means = model.means
         self.sizes = np.asarray(model.sizes, dtype=np.int64)
         self.inverse = inverse
@@ -382,44 +383,58 @@ class DenseBackend:
         self._cache = [(key, R)] + self._cache[:1]
         return R
 
-    def _products(self, R: np.ndarray) -> np.ndarray:
-        """``Q_a = C_a R`` for all classes, shape ``(k, p, p)``, one real ``dgemm``."""
+    def _products(self, R: np.ndarray, single: bool = False) -> np.ndarray:
+        """``Q_a = C_a R`` for all classes, ``(k, p, p)``: one real ``dgemm`` (``sgemm`` if ``single``)."""
         t0 = time.perf_counter()
-        if np.iscomplexobj(R):
+        if single:
+            if self._cov_stack32 is None:
+                self._cov_stack32 = self._cov_stack.astype(np.float32)
+            if np.iscomplexobj(R):
+                Q = (self._cov_stack32 @ _as_real_view(R).astype(np.float32)).view(np.complex64)
+            else:
+                Q = self._cov_stack32 @ R.astype(np.float32)
+        elif np.iscomplexobj(R):
             Q = (self._cov_stack @ _as_real_view(R)).view(np.complex128)
         else:
             Q = self._cov_stack @ R
         self.lapack_seconds += time.perf_counter() - t0
         return Q.reshape(self.k, self.p, self.p)
 
-    def _point(self, z: complex, d: np.ndarray, jac: bool):
+    def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False):
         R = self.resolvent(z, d)
         p, k = self.p, self.k
         if np.iscomplexobj(R):
-            if not jac:
+            if not jac or fast_jac:
                 tv = self._cov_flat @ _as_real_view(R).reshape(p * p, 2)
-                return (tv[:, 0] + 1j * tv[:, 1]) / p, None, None, R, None
+                t = (tv[:, 0] + 1j * tv[:, 1]) / p
         else:
             self.n_real += 1
-            if not jac:
-                return (self._cov_flat @ R.reshape(-1)) / p, None, None, R, None
-        Q = self._products(R)
+            if not jac or fast_jac:
+                t = (self._cov_flat @ R.reshape(-1)) / p
+        if not jac:
+            return t, None, None, R, None
+        Q = self._products(R, fast_jac)
         self.n_jacobians += 1
         pair = np.empty((k, k), R.dtype)
         tz = np.empty(k, R.dtype)
         _pair_traces(Q, pair)
         _cross_traces(Q, R, tz)  # tr(Q_a R)
-        t = np.trace(Q, axis1=1, axis2=2) / p
+        if not fast_jac:
+            t = np.trace(Q, axis1=1, axis2=2) / p
         e = self.c / (1.0 + d) ** 2
         J = pair * e[None, :] / p
         return t, J, tz / p, R, Q
 
     # ------------------------------------------------------------------ API
-    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True):
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
         r"""``t (m,k)``, ``dt/ddelta (m,k,k)`` and ``dt/dz (m,k)`` at each point.
 
         With ``jac=False`` only ``t`` is computed (no matrix products) and the
-        other two are returned as ``None``.
+        other two are returned as ``None``.  With ``fast_jac=True`` the products
+        run in single precision (``sgemm``): ``dt/ddelta`` and
+        ``dt/dz`` are then accurate to about ``1e-7`` relative, enough for Newton
+        steps and predictors, while ``t`` stays in double precision (so does every
+        residual, hence every solution).
         """
         z = np.asarray(z, np.complex128)
         delta = np.asarray(delta, np.complex128)
@@ -431,7 +446,7 @@ class DenseBackend:
             dj = delta[j]
             if np.all(dj.imag == 0) and z[j].imag == 0:
                 dj = dj.real
-            tj, Jj, tzj, _, _ = self._point(z[j], dj, jac)
+            tj, Jj, tzj, _, _ = self._point(z[j], dj, jac, fast_jac)
             t[j] = tj
             if jac:
                 J[j] = Jj

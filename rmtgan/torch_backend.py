@@ -113,7 +113,8 @@ class TorchDenseBackend(DenseBackend):
             R = np.ascontiguousarray(R.real)
         return R
 
-    def _products(self, R: np.ndarray) -> np.ndarray:
+    def _products(self, R: np.ndarray, single: bool = False) -> np.ndarray:
+        """``Q_a = C_a R`` on the device, in double precision (``single`` is ignored)."""
         torch = self._torch
         t0 = time.perf_counter()
         Rt = torch.as_tensor(R, device=self.device)
@@ -123,8 +124,12 @@ class TorchDenseBackend(DenseBackend):
         return Q
 
     # ------------------------------------------------------------------ API
-    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True):
-        r"""``t``, ``dt/ddelta``, ``dt/dz`` at each point (batched on the device); see the base class."""
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
+        r"""``t``, ``dt/ddelta``, ``dt/dz`` at each point (batched on the device); see the base class.
+
+        ``fast_jac`` is accepted for the common interface; products on the device stay in
+        double precision.
+        """
         torch = self._torch
         z = np.asarray(z, np.complex128)
         delta = np.asarray(delta, np.complex128)

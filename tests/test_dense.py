@@ -89,6 +89,12 @@ def test_backend_against_explicit_formulas(model, z, delta):
     assert none1 is None and none2 is None
     np.testing.assert_allclose(t2, t, rtol=1e-13)
     assert be.n_evaluations == 3 and be.n_real == (2 if np.imag(z) == 0 else 0)
+    # fast_jac: products in single precision (unit roundoff 6e-8, sums of p terms), t still exact
+    t3, J3, tz3 = be.evaluate(zz, dd, fast_jac=True)
+    np.testing.assert_allclose(t3[0], rt, rtol=1e-11, atol=1e-13 * np.max(np.abs(rt)))
+    for got, ref in ((J3[0], rJ), (tz3[0], rtz)):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6 * np.max(np.abs(ref)))
+        assert np.max(np.abs(got - ref)) > 0  # single precision really was used
 
 
 def test_fold_derivatives_against_central_differences(model):
