@@ -348,6 +348,22 @@ def test_torch_backend_matches_numpy(model, torch):
 
 
 @pytest.mark.torch
+def test_prepared_gpu_script_runs_on_cpu(torch, tmp_path):
+    # benchmarks/gpu_dense.py is the one script a GPU session runs (issue 3): keep it working
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_dense.py"
+    mod_spec = importlib.util.spec_from_file_location("gpu_dense", path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    info = mod.main(["--device", "cpu", "--p", "40", "--points", "16", "--out", str(tmp_path)])
+    assert info["success"] and info["certified"] and info["density_positive"]
+    assert info["interp_vs_exact_max_rel"] < 1e-8
+    assert (tmp_path / "gpu_dense.json").exists()
+
+
+@pytest.mark.torch
 def test_torch_bad_inverse_falls_back_loudly(model, monkeypatch, torch):
     tb = make_backend(model, backend="torch", device="cpu")
     real_inv_ex = torch.linalg.inv_ex
