@@ -347,7 +347,12 @@ class DenseBackend:
         if real:
             A = (np.real(w) @ self._cov_flat).reshape(self.p, self.p)
         else:
-            A = (w @ self._cov_flat).reshape(self.p, self.p)
+            # real and imaginary parts by one real product (``w @ cov`` would first copy
+            # the covariances to complex)
+            parts = np.stack([w.real, w.imag]) @ self._cov_flat
+            A = np.empty(self.p * self.p, np.complex128)
+            A.real, A.imag = parts
+            A = A.reshape(self.p, self.p)
         A[np.diag_indices(self.p)] -= np.real(z) if real else z
         return A
 

@@ -658,7 +658,10 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
     method : {'auto', 'commuting', 'dense'}
         Solver path; ``'auto'`` uses the numba path when the covariances commute.
     tol : float
-        Relative residual tolerance of every fixed-point solve.
+        Relative residual tolerance of every fixed-point solve.  On the dense
+        path it also sets the accuracy of the Chebyshev expansions (their tail
+        and the interpolant's certificate scale with ``tol``; edges are always
+        solved to full accuracy), so a looser ``tol`` costs fewer inverses.
     n_scan : int
         Initial number of scan points (refined automatically when the mass
         certificate fails).
