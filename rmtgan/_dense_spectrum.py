@@ -57,24 +57,28 @@ MAX_NODES = 257
 CERT_RTOL = 1e-9
 #: a real point counts as inside the support when ``Im delta`` exceeds this (relative).
 INSIDE_RTOL = 1e-9
+#: the expansion targets of :func:`tolerances` stop loosening at this ``tol``.
+LOOSEST_TOL = 1e-6
 
 
 def tolerances(tol: float, n: int) -> dict:
     r"""The accuracy targets of the dense build for a solver tolerance ``tol``.
 
     The constants above are for the default ``tol = 1e-12``; a looser ``tol`` loosens
-    them in proportion (never below them), so that asking for less accuracy costs
-    fewer inverses instead of more (node values accurate to ``tol`` make a tail
+    them in proportion (never below them, and no further than for ``tol = 1e-6``: a
+    tail of 1e-6, an interpolant certified to 1e-3), so that asking for less accuracy
+    costs fewer inverses instead of more (node values accurate to ``tol`` make a tail
     plateau at about ``tol``).  The mass tolerance stays below ``0.1 / n``, so that
     interval masses still identify integer eigenvalue counts.
 
     Returns a dict with ``tail``, ``plateau``, ``cert`` (relative) and ``mass`` (absolute).
     """
+    from rmtgan.solver import DEFAULT_TOL
     from rmtgan.spectrum import MASS_TOL
 
-    f = max(tol / 1e-12, 1.0)
+    f = float(np.clip(tol / DEFAULT_TOL, 1.0, LOOSEST_TOL / DEFAULT_TOL))
     return {"tail": TAIL_RTOL * f, "plateau": PLATEAU_RTOL * f, "cert": CERT_RTOL * f,
-            "mass": min(MASS_TOL * f, 0.1 / n)}
+            "mass": max(min(MASS_TOL * f, 0.1 / n), min(MASS_TOL, 0.1 / n))}
 
 
 class _Fallback(Exception):
@@ -95,7 +99,9 @@ def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 1
                  J0: np.ndarray | None = None, j0_err: float = np.inf, refresh: bool = False):
     r"""Batched Newton on ``delta = t(delta)`` with the exact Jacobian, or a chord method with a known one.
 
-    Without ``J0`` every iteration uses the exact Jacobian at the iterate.  With
+    Without ``J0`` every iteration uses the Jacobian at the iterate (its products in
+    single precision, ``fast_jac``: relative error about 1e-7, which adds ``1e-7 r``
+    to the ``O(r^2)`` error of a step; residuals are in double precision).  With
     ``J0`` (per point, e.g. interpolated along the support) iterations cost one
     inverse and no matrix products; the exact Jacobian is taken only when the
     residual fails to drop tenfold (``refresh=True``: at the second evaluation of
@@ -692,6 +698,7 @@ class _Expansion:
         else:
             U[1:-1], JJ[1:-1], _ = self.solve_nodes(th[1:-1], self._guess(th[1:-1]))
         cJ = lobatto_coefficients(JJ)
+        jx = np.ones(n, bool)  # nodes where JJ is the Jacobian at the node (not interpolated)
         prev = np.inf
         self.resolved = False
         while True:
@@ -722,13 +729,15 @@ class _Expansion:
             U2[0::2] = U
             JJ2 = np.empty((n2, k, k), complex)
             JJ2[0::2] = JJ
+            jx2 = np.empty(n2, bool)
+            jx2[0::2] = jx
             # a node the interpolated Jacobian does not settle in one step takes the exact one
-            # at its second evaluation; when every new node has it, the Jacobian's expansion
-            # is refreshed, so that the next level costs one inverse per node
-            U2[new], JJ2[new], exact = self.solve_nodes(th2[new], guess, J0, jerr, refresh=True)
-            if J0 is None or exact.all():
+            # at its second evaluation; when every node has it, the Jacobian's expansion is
+            # refreshed, so that the next level costs one inverse per node
+            U2[new], JJ2[new], jx2[new] = self.solve_nodes(th2[new], guess, J0, jerr, refresh=True)
+            if jx2.all():
                 cJ = lobatto_coefficients(JJ2)
-            n, t, th, U, JJ = n2, t2, th2, U2, JJ2
+            n, t, th, U, JJ, jx = n2, t2, th2, U2, JJ2, jx2
         self.n, self.t, self.th, self.U, self.cu, self.cF, self.tail = n, t, th, U, cu, cF, tail
         self.cJ = cJ
         j = np.arange(0, cF.size, 2)

@@ -200,6 +200,12 @@ class GramSpectrum:
         ``prefix``: intervals above ``upper`` (a point of a gap) built already.
         """
         prefix = list(prefix or [])
+        mass_tol = MASS_TOL
+        if prefix:
+            # each interval of the walk was certified to the mass tolerance of ``tol``
+            from rmtgan._dense_spectrum import tolerances
+
+            mass_tol += len(prefix) * tolerances(self.tol, self.model.n)["mass"]
         self._scan_upper = upper
         problems: list[str] = []
         grid = self._scan_grid(n_scan)
@@ -219,7 +225,7 @@ class GramSpectrum:
                 raise ConvergenceError("too many gaps discovered inside scanned support intervals")
             self.intervals = sorted(intervals + prefix, key=lambda iv: iv.left)
             self.mass = float(sum(iv.mass for iv in self.intervals))
-            if abs(self.mass + self.atom - 1.0) <= MASS_TOL and not problems:
+            if abs(self.mass + self.atom - 1.0) <= mass_tol and not problems:
                 break
             problems.append(f"mass certificate: density integrates to {self.mass:.12g}, "
                             f"1 - atom = {1 - self.atom:.12g}")
@@ -452,7 +458,8 @@ class GramSpectrum:
             tolerance).  ``False``: the Chebyshev interpolant only (no solve).
             Default: exact on the commuting path; on the dense path the
             interpolant when the build certified it against exact solves
-            (relative error below ``1e-9``), exact otherwise.
+            (relative error below ``1e-9`` at the default ``tol``, see
+            ``docs/dense.md``), exact otherwise.
         """
         if exact is None:
             exact = not self._interp_certified
