@@ -46,6 +46,7 @@ import scipy.fft
 from numpy.polynomial import chebyshev as cheb
 
 from rmtgan._panels import Panel
+from rmtgan.solver import DEFAULT_TOL, quadratic_tolerance
 
 #: relative size of the last quarter of the Chebyshev coefficients at which an expansion is resolved.
 TAIL_RTOL = 1e-12  # on the last four coefficients
@@ -73,7 +74,6 @@ def tolerances(tol: float, n: int) -> dict:
 
     Returns a dict with ``tail``, ``plateau``, ``cert`` (relative) and ``mass`` (absolute).
     """
-    from rmtgan.solver import DEFAULT_TOL
     from rmtgan.spectrum import MASS_TOL
 
     f = float(np.clip(tol / DEFAULT_TOL, 1.0, LOOSEST_TOL / DEFAULT_TOL))
@@ -417,7 +417,7 @@ class _Walker:
             pred = np.where(pred.imag <= 0, pred.real + 1e-3j * np.abs(pred), pred)
             x = a + (b - a) * np.sin(t) ** 2
             dn, conv, J, tz = chord_newton(self.be, np.array([x + 0j]), pred[None], self.tol, 12,
-                                           tol_quad=min(1e-7, np.sqrt(self.tol) * 0.1))
+                                           tol_quad=quadratic_tolerance(self.tol))
             if conv[0] and not np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0]))):
                 raise _Gap(x, dn[0].real, f"inside [{a:.6g}, {b:.6g}] ")
             if not conv[0]:
@@ -670,7 +670,7 @@ class _Expansion:
         """``u``, ``J`` and whether ``J`` is exact at interior nodes ``theta`` (else ``J0`` was used)."""
         x = self.x_of(th)
         d, conv, J, _ = chord_newton(self.be, x + 0j, 1.0 / guess_u - 1.0, self.spec.tol, 14,
-                                     tol_quad=min(1e-7, np.sqrt(self.spec.tol) * 0.1), J0=J0, j0_err=jerr,
+                                     tol_quad=quadratic_tolerance(self.spec.tol), J0=J0, j0_err=jerr,
                                      refresh=refresh)
         exact = ~np.all(J == 0, axis=(1, 2))
         if J0 is not None:

@@ -47,8 +47,11 @@ class CommutingBackend:
         self.mm = np.ascontiguousarray(np.moveaxis(mm, 0, -1))  # (k, k, q)
         self.n_evaluations = 0
 
-    def evaluate(self, z: np.ndarray, delta: np.ndarray):
-        """Return ``t (m,k)``, ``dt/ddelta (m,k,k)``, ``dt/dz (m,k)`` at each point."""
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, fast_jac: bool = False):
+        """Return ``t (m,k)``, ``dt/ddelta (m,k,k)``, ``dt/dz (m,k)`` at each point.
+
+        ``fast_jac`` is accepted for the common interface (the kernel is exact and cheap).
+        """
         m = z.shape[0]
         t = np.empty((m, self.k), np.complex128)
         jac = np.empty((m, self.k, self.k), np.complex128)

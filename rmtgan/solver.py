@@ -97,16 +97,30 @@ class _NewtonOut:
     tz: np.ndarray  # dt/dz at the last evaluation
 
 
+def quadratic_tolerance(tol: float) -> float:
+    r"""Residual at which one more exact Newton step is enough for ``tol``.
+
+    Newton's error after a step from residual ``r`` is ``O(r^2)``: a point with
+    ``r <= min(1e-7, 0.1 sqrt(tol))`` is accepted once that step is taken, which saves
+    the evaluation that would only confirm it.
+    """
+    return min(1e-7, 0.1 * float(np.sqrt(tol)))
+
+
 def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_TOL,
-           maxiter: int = 30, herglotz: bool = True) -> _NewtonOut:
+           maxiter: int = 30, herglotz: bool = True, tol_quad: float = 0.0,
+           fast_jac: bool = False) -> _NewtonOut:
     r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``.
 
     The step solves ``(I - dt/ddelta) s = F``.  With ``herglotz=True`` a step that
     would make some ``Im delta_a`` negative (leaving the Herglotz branch) is
     shortened to stay in the closed upper half plane; a step that would cross the
     pole ``delta_b = -1`` is halved.  A point is converged when
-    ``max_a |F_a| <= tol * max(1, max_a |delta_a|)``; the last Newton step is then
-    applied, so the returned error is of order ``residual^2``.
+    ``max_a |F_a| <= tol * max(1, max_a |delta_a|)``, or when that residual is at most
+    ``tol_quad`` (see :func:`quadratic_tolerance`); the last Newton step is then
+    applied, so the returned error is of order ``residual^2``.  ``fast_jac`` lets a
+    dense backend form the Jacobian from single-precision products (it then steers
+    the steps only; ``jac`` and ``tz`` of the result are accurate to about 1e-7).
     """
     m, k = delta0.shape
     tol_arr = np.broadcast_to(np.asarray(tol, dtype=float), (m,))
@@ -122,7 +136,7 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_T
         if active.size == 0:
             break
         d = delta[active]
-        t, jac, tz = backend.evaluate(z[active], d)
+        t, jac, tz = backend.evaluate(z[active], d, fast_jac=fast_jac)
         F = d - t
         scale = np.maximum(1.0, np.max(np.abs(d), axis=1))
         r = np.max(np.abs(F), axis=1) / scale
@@ -138,7 +152,7 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_T
         except np.linalg.LinAlgError:
             step = np.stack([_lstsq(J[i], F[i]) for i in range(J.shape[0])])
         step[~np.isfinite(step)] = 0.0
-        done = r <= tol_arr[active]
+        done = (r <= tol_arr[active]) | (r <= tol_quad)
         new = d - step
         if herglotz:
             # a step that leaves the upper half plane is shortened so that every

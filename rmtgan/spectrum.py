@@ -48,6 +48,7 @@ from rmtgan.solver import (
     continuation,
     make_backend,
     newton,
+    quadratic_tolerance,
     spectral_scale,
 )
 
@@ -419,7 +420,8 @@ class GramSpectrum:
         that is in fact outside the support).
         """
         z = x + 0j
-        out = newton(self._backend, z, guess, tol=self.tol, maxiter=25)
+        out = newton(self._backend, z, guess, tol=self.tol, maxiter=25,
+                     tol_quad=quadratic_tolerance(self.tol), fast_jac=True)
         bad = ~out.converged | ~self._inside(out.delta)
         delta = out.delta
         if bad.any():
