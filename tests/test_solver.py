@@ -49,6 +49,26 @@ def test_against_slow_reference(commuting):
         np.testing.assert_allclose(res.delta[j], ref, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("commuting", [True, False])
+def test_newton_quadratic_acceptance_and_fast_jacobian(commuting):
+    # accepting after one exact step at residual <= quadratic_tolerance(tol) (and, on the
+    # dense path, steering with single-precision Jacobians) must land where the plain
+    # iteration does, to tol, in fewer evaluations
+    from rmtgan.solver import make_backend, newton, quadratic_tolerance
+
+    model = _model(2, commuting=commuting)
+    be = make_backend(model)
+    z = np.array([0.5 + 1.0j, 3.0 + 0.7j, 10 + 2j, 1.5 + 0.05j])
+    ref = np.array([reference_delta(model, zj) for zj in z])
+    guess = ref * (1 + 1e-4) + 1e-4j  # a good predictor's error (panel nodes: 1e-7 to 1e-3)
+    plain = newton(be, z, guess, tol=1e-12)
+    quick = newton(be, z, guess, tol=1e-12, tol_quad=quadratic_tolerance(1e-12), fast_jac=True)
+    assert plain.converged.all() and quick.converged.all()
+    np.testing.assert_allclose(quick.delta, ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(plain.delta, ref, rtol=1e-12, atol=1e-13)
+    assert np.all(quick.iterations <= plain.iterations) and quick.iterations.sum() < plain.iterations.sum()
+
+
 def test_dense_path_equals_commuting_path():
     model = _model(1, p=20)
     z = np.array([[0.3 + 0.01j, 2.0 + 1e-4j], [5.0 + 0.5j, -0.5 + 0.0j]])
