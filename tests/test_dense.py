@@ -264,6 +264,13 @@ def test_walk_then_generic_below_a_hard_edge(tol):
         assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
     np.testing.assert_allclose([iv.mass for iv in dense.intervals], [iv.mass for iv in fast.intervals],
                                atol=tolerances(tol, model.n)["mass"])
+    # the panels' interpolant is certified by exact solves, then served without solves
+    cert = tolerances(tol, model.n)["cert"]
+    assert dense._interp_certified and dense._interp_error <= cert
+    x = np.concatenate([np.linspace(a, b, 12)[1:-1] for a, b in fast.support])
+    before = dense.n_evaluations
+    np.testing.assert_allclose(dense.density(x), fast.density(x), rtol=cert)
+    assert dense.n_evaluations == before
 
 
 def test_noncommuting_spectrum_invariants():
@@ -317,6 +324,10 @@ def test_fallback_to_generic_construction_hard_edge():
     assert spec.success and spec._dense_note
     (a, b), = spec.support
     assert a == 0.0 and b == pytest.approx(4.0, rel=1e-10)
+    # Marchenko-Pastur, c = 1: rho(x) = sqrt((4 - x) x) / (2 pi x), served from the certified panels
+    assert spec._interp_certified
+    x = np.linspace(0.0, 4.0, 30)[1:-1]
+    np.testing.assert_allclose(spec.density(x), np.sqrt((4 - x) * x) / (2 * np.pi * x), rtol=1e-9)
 
 
 def test_progress_bar_runs(model):
