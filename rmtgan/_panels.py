@@ -82,7 +82,7 @@ def _interpolant(ucoef: np.ndarray, lo: float, hi: float, theta: np.ndarray) -> 
 
 def adaptive_panels(fun: Callable[..., tuple[np.ndarray, np.ndarray]], lo: float, hi: float, *,
                     tail_rtol: float = TAIL_RTOL, mass_atol: float = 1e-14, max_depth: int = 14,
-                    n0: int = 27) -> tuple[list[Panel], list[str]]:
+                    n0: int = 27, max_panels: int = 256) -> tuple[list[Panel], list[str]]:
     """Cover ``[lo, hi]`` with resolved Chebyshev panels of ``fun``.
 
     Parameters
@@ -95,12 +95,18 @@ def adaptive_panels(fun: Callable[..., tuple[np.ndarray, np.ndarray]], lo: float
         A panel is resolved when its last third of coefficients is below
         ``tail_rtol`` times its largest one, or when that tail cannot move the
         panel's mass by more than ``mass_atol``.
+    max_panels : int
+        Budget: once this many panels exist (done or pending), no panel is split
+        any more; the unresolved ones are reported (a function that no number of
+        panels resolves, e.g. rounding noise at an extreme dynamic range, must not
+        run for ever).
 
     Returns
     -------
     panels : list of Panel, ordered by ``theta``
     problems : list of str
-        Panels left unresolved at ``max_depth`` (empty when all converged).
+        Panels left unresolved at ``max_depth`` or by the budget (empty when all
+        converged).
     """
     panels: list[Panel] = []
     problems: list[str] = []
@@ -130,9 +136,11 @@ def adaptive_panels(fun: Callable[..., tuple[np.ndarray, np.ndarray]], lo: float
             # resolve the panel, split it now rather than spend the finer nodes
             if n == n0 and tail ** 3 > tail_rtol and tail ** 3 * scale * 3 * n0 > mass_atol:
                 break
-        if resolved or depth >= max_depth:
+        budget = len(panels) + len(stack) + 2 > max_panels
+        if resolved or depth >= max_depth or budget:
             if not resolved:
-                problems.append(f"panel [{a:.3g}, {b:.3g}] of theta unresolved (tail {tail:.1e})")
+                why = f"{max_panels} panels" if budget and depth < max_depth else f"depth {max_depth}"
+                problems.append(f"panel [{a:.3g}, {b:.3g}] of theta unresolved at {why} (tail {tail:.1e})")
             m = np.arange(0, c.size, 2)
             mass = float(0.5 * (b - a) * np.sum(c[::2] * 2.0 / (1.0 - m ** 2)))
             panels.append(Panel(a, b, c, coefficients(u), mass, tail))

@@ -273,3 +273,22 @@ def test_zero_covariance_class_is_all_atom():
     spec = gram_spectrum(model)
     assert spec.support == [] and spec.atom == 1.0
     assert spec.cdf(np.array([0.0]))[0] == 1.0
+
+
+def test_panel_budget_reports_instead_of_running_forever():
+    # a function no panel resolves (noise): the budget stops the splitting and says so
+    from rmtgan._panels import adaptive_panels
+
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def noise(theta, guess):
+        calls.append(theta.size)
+        return rng.standard_normal(theta.size), np.ones((theta.size, 1), complex)
+
+    panels, problems = adaptive_panels(noise, 0.0, 1.0, max_depth=40, max_panels=16)
+    assert len(panels) <= 16 and len(problems) == len(panels)
+    assert all("unresolved" in p for p in problems)
+    assert sum(calls) <= 16 * 81  # at most 81 nodes per panel
+    assert [pn.lo for pn in panels] == sorted(pn.lo for pn in panels)
+    assert panels[0].lo == 0.0 and panels[-1].hi == 1.0
