@@ -694,6 +694,18 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
         With ``.support``, ``.atom``, ``.density(x)``, ``.cdf(x)``,
         ``.quantiles(q)``, ``.stieltjes(z)``.
 
+    Warns
+    -----
+    RuntimeWarning
+        When a certificate fails (the mass, unresolved panels): ``success`` is
+        then ``False`` and ``message`` says why.
+
+    Raises
+    ------
+    ConvergenceError
+        When a fixed-point solve fails outright at a point of the scan (seen with
+        covariance condition numbers near ``1e8`` and support at ``x ~ 1e-8``).
+
     Examples
     --------
     >>> import numpy as np, rmtgan
