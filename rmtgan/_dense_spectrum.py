@@ -769,6 +769,12 @@ class _Expansion:
     def panel(self) -> Panel:
         return Panel(0.0, np.pi / 2.0, self.cF, self.cu, self.mass, self.tail)
 
+    def interval(self):
+        """This expansion as a :class:`rmtgan.spectrum.SupportInterval` (one panel)."""
+        from rmtgan.spectrum import SupportInterval
+
+        return SupportInterval(self.a, self.b, self.mass, [self.panel()], False)
+
 
 def certify_interval(spec, iv, n_points: int = 5) -> float:
     """Largest relative error of the density ``spec`` serves on ``iv`` against exact solves.
@@ -804,9 +810,23 @@ def certify_interval(spec, iv, n_points: int = 5) -> float:
     return float(np.max(np.abs(served - exact) / exact))
 
 
-def certify_density(spec) -> float:
-    """:func:`certify_interval` over every interval of ``spec`` (the generic construction's)."""
-    return max((certify_interval(spec, iv) for iv in spec.intervals), default=0.0)
+def certify_density(spec, errors: dict | None = None) -> None:
+    """Mark the intervals of ``spec`` whose served density exact solves confirm.
+
+    ``errors``: the error already measured for some intervals (by id); the others are
+    checked with :func:`certify_interval`.  Sets ``iv.certified`` per interval, and
+    ``spec._interp_error`` (the largest error) and ``spec._interp_certified`` (all
+    intervals certified).
+    """
+    cert = tolerances(spec.tol, spec.model.n)["cert"]
+    errors = errors or {}
+    worst = 0.0
+    for iv in spec.intervals:
+        err = errors[id(iv)] if id(iv) in errors else certify_interval(spec, iv)
+        iv.certified = bool(err <= cert)
+        worst = max(worst, err)
+    spec._interp_error = worst
+    spec._interp_certified = all(iv.certified for iv in spec.intervals)
 
 
 # --------------------------------------------------------------------------- driver
@@ -825,20 +845,18 @@ def build_dense(spec) -> bool:
         if abs(mass + spec.atom - 1.0) > mass_tol:
             spec._dense_note = f"mass certificate failed ({mass:.12g} vs {target:.12g})"
             return False
-        spec.intervals = intervals(exps)
         spec.mass = mass
         spec._density_from_u = True
         # one Chebyshev series: its own check (chord steps with the interpolated Jacobian);
-        # adaptive panels: exact solves at panel midpoints
-        worst = max((certify_interval(spec, e) if isinstance(e, SupportInterval) else e.certify())
-                    for e in exps)
-        spec._interp_certified = worst <= tols["cert"]
-        spec._interp_error = worst
+        # adaptive panels: exact solves at panel midpoints (certify_interval)
+        ivs = [e if isinstance(e, SupportInterval) else e.interval() for e in exps]
+        spec.intervals = sorted(ivs, key=lambda iv: iv.left)
+        certify_density(spec, {id(iv): e.certify() for e, iv in zip(exps, ivs, strict=True)
+                               if not isinstance(e, SupportInterval)})
         return True
 
     def intervals(exps) -> list:
-        out = [e if isinstance(e, SupportInterval) else SupportInterval(e.a, e.b, e.mass, [e.panel()], False)
-               for e in exps]
+        out = [e if isinstance(e, SupportInterval) else e.interval() for e in exps]
         return sorted(out, key=lambda iv: iv.left)
 
     def expand(fa, fb, *walk, level9=None) -> list:

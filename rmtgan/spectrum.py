@@ -69,6 +69,8 @@ class SupportInterval:
     ``F(theta) = rho(x) dx/dtheta`` and ``u_a = 1/(1 + delta_a)`` piecewise in
     Chebyshev polynomials; ``mass`` is the integral of the density over the
     interval.  ``hard_left`` marks a hard edge at 0 (density ``~ x^{-1/2}``).
+    ``certified``: exact solves confirmed the interpolated density (dense path), so
+    :meth:`GramSpectrum.density` serves it without solving.
     """
 
     left: float
@@ -76,6 +78,7 @@ class SupportInterval:
     mass: float
     panels: list
     hard_left: bool
+    certified: bool = False
 
     def theta(self, x: np.ndarray) -> np.ndarray:
         s = np.clip((x - self.left) / (self.right - self.left), 0.0, 1.0)
@@ -193,11 +196,10 @@ class GramSpectrum:
                 self._generic(n_scan, max_refine, upper=upper, prefix=prefix)
                 if self.success:
                     # exact density solves cost p x p inverses: serve the panels' interpolant
-                    # when exact solves at panel midpoints confirm it
-                    from rmtgan._dense_spectrum import certify_density, tolerances
+                    # where exact solves at panel midpoints confirm it
+                    from rmtgan._dense_spectrum import certify_density
 
-                    self._interp_error = certify_density(self)
-                    self._interp_certified = self._interp_error <= tolerances(self.tol, self.model.n)["cert"]
+                    certify_density(self)
             return
         self._generic(n_scan, max_refine)
 
@@ -465,13 +467,11 @@ class GramSpectrum:
         exact : bool, optional
             ``True``: Newton on the real axis at every ``x`` (to the solver
             tolerance).  ``False``: the Chebyshev interpolant only (no solve).
-            Default: exact on the commuting path; on the dense path the
-            interpolant when the build certified it against exact solves
-            (relative error below ``1e-9`` at the default ``tol``, see
-            ``docs/dense.md``), exact otherwise.
+            Default: exact on the commuting path; on the dense path, interval by
+            interval, the interpolant where the build certified it against exact
+            solves (relative error below ``1e-9`` at the default ``tol``, see
+            ``docs/dense.md``), exact elsewhere.
         """
-        if exact is None:
-            exact = not self._interp_certified
         xa = as_real_points(x, "x")
         out = np.zeros(xa.shape)
         flat, res = xa.reshape(-1), out.reshape(-1)
@@ -480,14 +480,14 @@ class GramSpectrum:
                 continue
             xs = flat[sel]
             th = iv.theta(xs)
-            if exact:
+            if exact if exact is not None else not iv.certified:
                 d = self._solve_inside(xs, 1.0 / iv.u(th) - 1.0)
-                res[sel] = self._rho_from_u(xs, 1.0 / (1.0 + d))
+                res[sel] = np.clip(self._rho_from_u(xs, 1.0 / (1.0 + d)), 0.0, None)
             elif self._density_from_u:
                 res[sel] = self._rho_from_u(xs, iv.u(th))
             else:
                 res[sel] = iv.values(th) / ((iv.right - iv.left) * np.sin(2 * th))
-        return np.clip(out, 0.0, None) if exact else out
+        return out
 
     def stieltjes(self, z) -> np.ndarray:
         r"""``m_G(z) = (1/n) tr (G - z)^{-1}`` in the limit, for ``z`` off the support.

@@ -242,6 +242,20 @@ def test_outlier_intervals_by_dense_path():
     np.testing.assert_allclose(counts, [42, 1, 1, 2, 1, 1], atol=1e-8)
     x = np.concatenate([np.linspace(a, b, 9)[1:-1] for a, b in fast.support])
     np.testing.assert_allclose(dense.density(x, exact=True), fast.density(x), rtol=1e-9)
+    # certificates are per interval: the default serves each certified interval's
+    # interpolant and solves only inside the others
+    served = dense.density(x, exact=False)
+    for iv in dense.intervals:
+        iv.certified = True
+    before = dense.n_evaluations
+    np.testing.assert_array_equal(dense.density(x), served)
+    assert dense.n_evaluations == before
+    dense.intervals[1].certified = False
+    inside = (x > dense.intervals[1].left) & (x < dense.intervals[1].right)
+    mixed = dense.density(x)
+    assert dense.n_evaluations > before
+    np.testing.assert_array_equal(mixed[~inside], served[~inside])
+    np.testing.assert_allclose(mixed[inside], fast.density(x[inside]), rtol=1e-9)
 
 
 @pytest.mark.parametrize("tol", [1e-12, 1e-4])
