@@ -773,7 +773,7 @@ class _Expansion:
         """This expansion as a :class:`rmtgan.spectrum.SupportInterval` (one panel)."""
         from rmtgan.spectrum import SupportInterval
 
-        return SupportInterval(self.a, self.b, self.mass, [self.panel()], False)
+        return SupportInterval(self.a, self.b, self.mass, [self.panel()], False, from_u=True)
 
 
 def certify_interval(spec, iv, n_points: int = 5) -> float:
@@ -846,7 +846,6 @@ def build_dense(spec) -> bool:
             spec._dense_note = f"mass certificate failed ({mass:.12g} vs {target:.12g})"
             return False
         spec.mass = mass
-        spec._density_from_u = True
         # one Chebyshev series: its own check (chord steps with the interpolated Jacobian);
         # adaptive panels: exact solves at panel midpoints (certify_interval)
         ivs = [e if isinstance(e, SupportInterval) else e.interval() for e in exps]

@@ -70,7 +70,10 @@ class SupportInterval:
     Chebyshev polynomials; ``mass`` is the integral of the density over the
     interval.  ``hard_left`` marks a hard edge at 0 (density ``~ x^{-1/2}``).
     ``certified``: exact solves confirmed the interpolated density (dense path), so
-    :meth:`GramSpectrum.density` serves it without solving.
+    :meth:`GramSpectrum.density` serves it without solving; ``from_u``: it is served
+    from the expansion of ``u`` (one Chebyshev series of the dense walk, whose
+    resolution is judged on ``u``) rather than from that of ``F`` (panels, judged on
+    ``F``).
     """
 
     left: float
@@ -79,6 +82,7 @@ class SupportInterval:
     panels: list
     hard_left: bool
     certified: bool = False
+    from_u: bool = False
 
     def theta(self, x: np.ndarray) -> np.ndarray:
         s = np.clip((x - self.left) / (self.right - self.left), 0.0, 1.0)
@@ -164,7 +168,6 @@ class GramSpectrum:
         self.progress = bool(progress)
         #: the dense construction certified the Chebyshev interpolant (density(x) then uses it)
         self._interp_certified = False
-        self._density_from_u = False
         self._dense_note = ""
         self._n = model.n
         self._sizes = model.sizes.astype(float)
@@ -483,7 +486,7 @@ class GramSpectrum:
             if exact if exact is not None else not iv.certified:
                 d = self._solve_inside(xs, 1.0 / iv.u(th) - 1.0)
                 res[sel] = np.clip(self._rho_from_u(xs, 1.0 / (1.0 + d)), 0.0, None)
-            elif self._density_from_u:
+            elif iv.from_u:
                 res[sel] = self._rho_from_u(xs, iv.u(th))
             else:
                 res[sel] = iv.values(th) / ((iv.right - iv.left) * np.sin(2 * th))
