@@ -848,15 +848,15 @@ def build_dense(spec) -> bool:
         spec.mass = mass
         # one Chebyshev series: its own check (chord steps with the interpolated Jacobian);
         # adaptive panels: exact solves at panel midpoints (certify_interval)
-        ivs = [e if isinstance(e, SupportInterval) else e.interval() for e in exps]
+        ivs = intervals(exps)
         spec.intervals = sorted(ivs, key=lambda iv: iv.left)
         certify_density(spec, {id(iv): e.certify() for e, iv in zip(exps, ivs, strict=True)
                                if not isinstance(e, SupportInterval)})
         return True
 
     def intervals(exps) -> list:
-        out = [e if isinstance(e, SupportInterval) else e.interval() for e in exps]
-        return sorted(out, key=lambda iv: iv.left)
+        """The expansions as support intervals, in the order of ``exps``."""
+        return [e if isinstance(e, SupportInterval) else e.interval() for e in exps]
 
     def expand(fa, fb, *walk, level9=None) -> list:
         """Expansions of the support between the folds ``fa < fb`` (several when gaps are found)."""
@@ -964,7 +964,7 @@ def build_dense(spec) -> bool:
                 # masses are the eigenvalue counts across them): the generic construction
                 # takes over below the gap only
                 spec._dense_note = str(why) or type(why).__name__
-                spec._dense_prefix = (gap["x"], intervals(exps))
+                spec._dense_prefix = (gap["x"], sorted(intervals(exps), key=lambda iv: iv.left))
                 spec._dense_path = getattr(spec, "_dense_path", "") + "; walk, then generic below "
                 spec._dense_path += f"{gap['x']:.6g}"
                 return False
