@@ -46,7 +46,7 @@ import scipy.fft
 from numpy.polynomial import chebyshev as cheb
 
 from rmtgan._panels import Panel
-from rmtgan.solver import DEFAULT_TOL, quadratic_tolerance
+from rmtgan.solver import DEFAULT_TOL, ConvergenceError, quadratic_tolerance
 
 #: relative size of the last quarter of the Chebyshev coefficients at which an expansion is resolved.
 TAIL_RTOL = 1e-12  # on the last four coefficients
@@ -784,8 +784,6 @@ def certify_interval(spec, iv, n_points: int = 5) -> float:
     ``n_points`` panels spread over the interval (several per panel when there are
     fewer panels).  ``inf`` when an exact solve fails.
     """
-    from rmtgan.solver import ConvergenceError
-
     panels = iv.panels
     chosen = np.unique(np.linspace(0, len(panels) - 1, min(n_points, len(panels))).round().astype(int))
     per = int(np.ceil(n_points / chosen.size))
@@ -835,8 +833,7 @@ def build_dense(spec) -> bool:
     from rmtgan.spectrum import SupportInterval
 
     walker = _Walker(spec)
-    tols = tolerances(spec.tol, spec.model.n)
-    mass_tol = tols["mass"]
+    mass_tol = tolerances(spec.tol, spec.model.n)["mass"]
     target = 1.0 - spec.atom
     x_floor = 1e-9 * spec.scale
 
@@ -911,8 +908,6 @@ def build_dense(spec) -> bool:
         if _physical(nf) and fa["neg"] <= nf["neg"] <= fb["neg"]:
             return nf
         # Newton went to another real root: continuation in Im z finds the physical one
-        from rmtgan.solver import ConvergenceError
-
         try:
             d = spec._solve_real(np.array([gap.x]))[0]
         except ConvergenceError:
