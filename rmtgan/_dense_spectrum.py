@@ -204,7 +204,7 @@ def perron(J: np.ndarray):
     return lam, r, ell
 
 
-def fold_data(be, x: float, d: np.ndarray):
+def fold_data(be, x: float, d: np.ndarray, exact: bool = False):
     """Everything about the real branch at ``(x, delta)``: residual, ``J``, Perron data, derivatives.
 
     Returns a dict with ``F`` (``delta - t``), ``J``, ``tz``, ``lam``, ``r``, ``l``,
@@ -213,8 +213,13 @@ def fold_data(be, x: float, d: np.ndarray):
     (``d (J r) / d delta``) and ``neg``, the number of negative eigenvalues of the
     real matrix ``A(x, delta)``: in a gap, ``p`` times the ``X X^T / p``-side CDF
     (exact separation), constant along the gap.
+
+    ``F`` is always in double precision.  ``J`` (hence ``lam``, whose value 1
+    defines an edge) is exact only with ``exact=True`` (the fold Newton); the walk's
+    steps take it from single-precision products (about 1e-7 relative), enough to
+    predict where the fold is.
     """
-    t, J, tz, R, Q = be._point(float(x) + 0j, np.asarray(d, float), True)
+    t, J, tz, R, Q = be._point(float(x) + 0j, np.asarray(d, float), True, not exact)
     t, J, tz = t.real, J.real, tz.real
     lam, r, ell = perron(J)
     Dd, Dx = be._second_derivatives(np.asarray(d, float), r, J, R, Q)
@@ -238,7 +243,7 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
     k = d.size
     last = np.inf
     for _ in range(maxiter):
-        fd = fold_data(be, x, d)
+        fd = fold_data(be, x, d, exact=True)
         F = fd["F"]
         g = fd["lam"] - 1.0
         res = max(np.max(np.abs(F)) / max(1.0, np.max(np.abs(d))), abs(g))
@@ -269,7 +274,7 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
         d = d - step[:k]
         x = x - step[k]
         if abs(step[k]) <= 1e-15 * scale and np.max(np.abs(step[:k])) <= 1e-14 * (1 + np.max(np.abs(d))):
-            fd = fold_data(be, x, d)
+            fd = fold_data(be, x, d, exact=True)
             return fd if abs(fd["lam"] - 1.0) < 1e-9 else None
     return None
 
@@ -295,8 +300,13 @@ class _Walker:
         self.tol = spec.tol
 
     # ---------------------------------------------------------------- outside
+    @property
+    def upper(self) -> float:
+        """An upper bound of the support (where the walk to the rightmost edge starts)."""
+        return self.scale * 1.001
+
     def start(self):
-        U = self.scale * 1.001
+        U = self.upper
         d0 = -self.spec._traces / U
         d, conv, _, _ = chord_newton(self.be, np.array([U + 0j]), d0[None].astype(complex), 1e-14, 40)
         if not conv[0] or np.any(np.abs(d[0].imag) > 0):
@@ -377,6 +387,8 @@ class _Walker:
 
         ``delta`` is analytic through ``z = 0`` when ``X X^T / p`` has no atom at 0
         (rank ``X = p``), so the branch of the negative axis continues to the first edge.
+        ``x_hi`` is an upper bound of the support: the walk starts at ``-x_hi / 2`` and
+        gives up at ``x_hi``.
         """
         model = self.spec.model
         rank = round(model.n * (1.0 - self.spec.atom))
@@ -397,16 +409,30 @@ class _Walker:
         return fa if fa is not None and 0 < fa["x"] < x_hi else None
 
     def sweep(self, fa, fb, n: int = 9):
-        """Interior Lobatto nodes of ``[a, b]`` solved in order from ``b``, each from the previous ones.
+        """Interior Lobatto nodes of ``[a, b]``, solved in order from both edges towards the middle.
 
-        Returns ``u`` and ``J`` at the nodes (``theta`` descending); raises
-        :class:`_Fallback` when a node is not reached or lies outside the support.
+        Each node is reached from the previous ones of its half (cubic Hermite in
+        ``theta`` from the edge's square-root expansion); the two halves run side by
+        side (:meth:`DenseBackend.concurrently`).  Returns ``u`` and ``J`` at the nodes
+        (``theta`` descending); raises :class:`_Fallback` when a node is not reached
+        and :class:`_Gap` when one lies outside the support.
         """
-        a, b = fa["x"], fb["x"]
         th = (np.pi / 4.0) * (1.0 + lobatto(n))[1:-1]
-        T = [np.pi / 2]
-        D = [fb["d"].astype(complex)]
-        DT = [-1j * _sqrt_coefficient(fb) * np.sqrt(b - a) * fb["r"]]
+        half = (th.size + 1) // 2
+        from_b, from_a = self.be.concurrently(lambda: self._sweep_half(fa, fb, th[:half], fb),
+                                              lambda: self._sweep_half(fa, fb, th[half:][::-1], fa))
+        U = np.concatenate([from_b[0], from_a[0][::-1]])
+        JJ = np.concatenate([from_b[1], from_a[1][::-1]])
+        return U, JJ
+
+    def _sweep_half(self, fa, fb, th, edge):
+        """Nodes ``th``, nearest ``edge`` (``fa`` or ``fb``) first, each from the previous ones."""
+        a, b = fa["x"], fb["x"]
+        # delta ~ delta_e + i kappa sqrt(|x - e|) r and sqrt(|x - e|) ~ sqrt(b - a) |theta - theta_e|
+        right = edge is fb
+        T = [np.pi / 2 if right else 0.0]
+        D = [edge["d"].astype(complex)]
+        DT = [(-1j if right else 1j) * _sqrt_coefficient(edge) * np.sqrt(b - a) * edge["r"]]
         U = np.empty((th.size, self.k), complex)
         JJ = np.empty((th.size, self.k, self.k), complex)
         for i, t in enumerate(th):
@@ -926,14 +952,19 @@ def build_dense(spec) -> bool:
         return (expand(fa, lo, level9=walker.sweep(fa, lo))
                 + expand(hi, fb, level9=walker.sweep(hi, fb)))
 
-    try:
-        fd = walker.start()
-        fb = walker.walk_out(fd, x_floor)
+    def rightmost():
+        fb = walker.walk_out(walker.start(), x_floor)
         if fb is None:
             raise _Fallback("no edge found below the upper bound")
-        # one interval [a_1, b_K] is the common case: the leftmost edge from the left (real
-        # arithmetic), the first Chebyshev level by a sweep from b; a gap sends us to the walk
-        fa = walker.from_left(fb["x"])
+        return fb
+
+    try:
+        # one interval [a_1, b_K] is the common case: the rightmost edge by a walk from the
+        # upper bound, the leftmost from the left (both in real arithmetic, side by side),
+        # the first Chebyshev level by a sweep from both edges; a gap sends us to the walk
+        fb, fa = walker.be.concurrently(rightmost, lambda: walker.from_left(walker.upper))
+        if fa is not None and not fa["x"] < fb["x"]:
+            fa = None
         if fa is not None:
             try:
                 exps = expand(fa, fb, level9=walker.sweep(fa, fb))

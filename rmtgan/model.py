@@ -288,6 +288,11 @@ class MixtureModel:
                 out.append(V[:, keep])
         return out
 
+    def _full_rank(self, a: int, rtol: float = 1e-10) -> bool:
+        """Whether ``C_a`` has rank ``p`` in the sense of :meth:`ranks` (eigenvalues only)."""
+        w = scipy.linalg.eigvalsh(self._cov[a], check_finite=False)
+        return bool(np.all(w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)))
+
     def zero_mass(self) -> float:
         r"""Mass at 0 of the limiting spectrum of ``G`` (the atom).
 
@@ -302,11 +307,19 @@ class MixtureModel:
             pos = lam > 1e-10 * np.maximum(np.max(np.abs(lam), axis=1, keepdims=True), np.finfo(float).tiny)
             dims = lambda S: int(np.count_nonzero(pos[list(S)].any(axis=0)))  # noqa: E731
         else:
-            bases = self.ranks()
+            # a class of full rank spans everything: bases (eigenvectors) are needed only
+            # for unions of rank-deficient classes
+            full = [self._full_rank(a) for a in range(k)]
+            bases = None
 
             def dims(S):
+                nonlocal bases
                 if not S:
                     return 0
+                if any(full[a] for a in S):
+                    return self._p
+                if bases is None:
+                    bases = self.ranks()
                 B = np.concatenate([bases[a] for a in S], axis=1)
                 if B.shape[1] == 0:
                     return 0

@@ -53,7 +53,8 @@ class ConvergenceError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- backends
-def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "numpy", device=None):
+def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "numpy", device=None,
+                 workers: int | None = None):
     """Pick the evaluation backend.
 
     Parameters
@@ -68,6 +69,9 @@ def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "n
         commuting path.
     device : str or torch.device, optional
         Torch device (default: ``'cuda'`` when available, else ``'cpu'``).
+    workers : int, optional
+        Threads of the LAPACK dense path (default: every CPU the process may use;
+        see :class:`rmtgan.dense.DenseBackend`).  Ignored by the other paths.
     """
     if not isinstance(model, MixtureModel):
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
@@ -83,7 +87,7 @@ def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "n
         from rmtgan.torch_backend import TorchDenseBackend
 
         return TorchDenseBackend(model, device=device)
-    return DenseBackend(model)
+    return DenseBackend(model, workers=workers)
 
 
 # --------------------------------------------------------------------------- Newton
@@ -342,7 +346,7 @@ def solve_points(backend, model: MixtureModel, z: np.ndarray, *, tol: float = DE
 
 
 def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_TOL, backend: str = "numpy",
-          device=None, progress: bool = False) -> SolveResult:
+          device=None, workers: int | None = None, progress: bool = False) -> SolveResult:
     r"""Solve the fixed-point system for ``delta(z)`` at every point of ``z``.
 
     Parameters
@@ -361,6 +365,8 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
         Array library of the dense path (see :func:`make_backend`).
     device : str, optional
         Torch device with ``backend='torch'``.
+    workers : int, optional
+        Threads of the LAPACK dense path (default: every CPU the process may use).
     progress : bool
         Show a ``tqdm`` bar of the ``p x p`` inverses (dense path only).
 
@@ -378,7 +384,7 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
         raise ValueError("z = 0 is not allowed: delta has a pole there when the covariances leave a kernel")
     if not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol must be in (0, 1), got {tol!r}")
-    be = make_backend(model, method, backend=backend, device=device)
+    be = make_backend(model, method, backend=backend, device=device, workers=workers)
     flat = zarr.reshape(-1)
     bar = getattr(be, "progress_bar", None)
     if bar is not None and progress:

@@ -156,14 +156,14 @@ class GramSpectrum:
 
     def __init__(self, model: MixtureModel, *, method: str = "auto", tol: float = DEFAULT_TOL,
                  n_scan: int = 96, max_refine: int = 2, backend: str = "numpy", device=None,
-                 progress: bool = False):
+                 workers: int | None = None, progress: bool = False):
         if not isinstance(model, MixtureModel):
             raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
         if not (0 < tol < 1):
             raise ValueError(f"tol must be in (0, 1), got {tol!r}")
         self.model = model
         self.tol = tol
-        self._backend = make_backend(model, method, backend=backend, device=device)
+        self._backend = make_backend(model, method, backend=backend, device=device, workers=workers)
         self.method = self._backend.name
         self.progress = bool(progress)
         #: the dense construction certified the Chebyshev interpolant (density(x) then uses it)
@@ -668,7 +668,7 @@ def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi
 
 def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEFAULT_TOL,
                   n_scan: int = 96, backend: str = "numpy", device=None,
-                  progress: bool = False) -> GramSpectrum:
+                  workers: int | None = None, progress: bool = False) -> GramSpectrum:
     r"""The limiting spectrum of ``G = X^T X / p`` for a mixture model.
 
     Parameters
@@ -688,6 +688,11 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
         Array library of the dense path (see :func:`rmtgan.solver.make_backend`).
     device : str, optional
         Torch device (``'cpu'``, ``'cuda'``) with ``backend='torch'``.
+    workers : int, optional
+        Threads of the LAPACK dense path: the points of a batch (the nodes of an
+        expansion level) are spread over them, one inverse per thread.  Default:
+        every CPU the process may use; ``workers=1`` runs serially.  Results do not
+        depend on it.
     progress : bool
         Show a ``tqdm`` bar of the ``p x p`` inverses on the dense path.
 
@@ -718,4 +723,4 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
     [0.535898, 7.464102]
     """
     return GramSpectrum(model, method=method, tol=tol, n_scan=n_scan, backend=backend, device=device,
-                        progress=progress)
+                        workers=workers, progress=progress)

@@ -71,6 +71,10 @@ class TorchDenseBackend(DenseBackend):
         self._probe = torch.as_tensor(probe, device=dev).to(torch.complex128)
         self.n_fallbacks = 0
 
+    def _threads(self, m: int) -> int:
+        """One: torch batches the points itself (and has its own threads on the CPU)."""
+        return 1
+
     # ------------------------------------------------------------------ inverses
     def _matrices(self, z: np.ndarray, delta: np.ndarray):
         torch = self._torch

@@ -98,20 +98,27 @@ def test_backend_against_explicit_formulas(model, z, delta):
 
 
 def test_fold_derivatives_against_central_differences(model):
-    # d(Jv)/ddelta and d(Jv)/dx exact vs central differences: error O(h^2) ~ 1e-10 relative
+    # d(Jv)/ddelta and d(Jv)/dx vs central differences of the exact J: the differences are
+    # right to O(h^2) ~ 1e-10 relative, the products behind Dd, Dx are in single precision
+    # (unit roundoff 6e-8, sums of p = 30 terms): 1e-6 relative
     be = DenseBackend(model)
     x, d, v = 3.0, np.array([0.2, 0.3, 0.1]), np.array([0.3, 0.5, 0.2])
-    _, J, _, Dd, Dx = be.fold_terms(x, d, v)
+    t, J, tz, Dd, Dx = be.fold_terms(x, d, v)
+    tf, Jf, tzf, Ddf, Dxf = be.fold_terms(x, d, v, fast_jac=True)
+    np.testing.assert_allclose(tf, t, rtol=1e-14)  # t always in double precision
+    np.testing.assert_allclose(Jf, J, rtol=1e-6)
+    np.testing.assert_allclose(tzf, tz, rtol=1e-6)
+    np.testing.assert_allclose(Ddf, Dd, rtol=1e-6, atol=1e-7 * np.abs(Dd).max())
     h = 1e-5
     for c in range(3):
         e = np.zeros(3)
         e[c] = h
         Jp = be.evaluate(np.array([x + 0j]), (d + e)[None] + 0j)[1][0].real
         Jm = be.evaluate(np.array([x + 0j]), (d - e)[None] + 0j)[1][0].real
-        np.testing.assert_allclose(Dd[:, c], (Jp - Jm) @ v / (2 * h), rtol=1e-7, atol=1e-9 * np.abs(Dd).max())
+        np.testing.assert_allclose(Dd[:, c], (Jp - Jm) @ v / (2 * h), rtol=1e-6, atol=1e-7 * np.abs(Dd).max())
     Jp = be.evaluate(np.array([x + h + 0j]), d[None] + 0j)[1][0].real
     Jm = be.evaluate(np.array([x - h + 0j]), d[None] + 0j)[1][0].real
-    np.testing.assert_allclose(Dx, (Jp - Jm) @ v / (2 * h), rtol=1e-7)
+    np.testing.assert_allclose(Dx, (Jp - Jm) @ v / (2 * h), rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["sytri2", "getri"])
@@ -125,11 +132,104 @@ def test_symmetric_inverse(method, dtype):
     R = symmetric_inverse(A, method=method)
     assert R.flags.c_contiguous and R.dtype == A.dtype
     np.testing.assert_allclose(A @ R, np.eye(50), atol=1e-10)
-    np.testing.assert_array_equal(R, R.T)
+    if method == "sytri2":  # one triangle, mirrored
+        np.testing.assert_array_equal(R, R.T)
+    else:  # LU does not see the symmetry: symmetric to rounding
+        np.testing.assert_allclose(R, R.T, rtol=0, atol=1e-13 * np.abs(R).max())
     with pytest.raises(InversionError):
         symmetric_inverse(np.zeros((4, 4), dtype), method=method)
     with pytest.raises(ValueError, match="method"):
         symmetric_inverse(A, method="lu")
+
+
+@pytest.mark.parametrize("dtype", [complex, float])
+def test_lu_inverse_general_matrix(dtype):
+    """The LU inverse without the GIL reads C order as the transpose: right for any matrix."""
+    from rmtgan.dense import _lu_inverse
+
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((37, 37)).astype(dtype)
+    if dtype is complex:
+        A = A + 1j * rng.standard_normal((37, 37))
+    R = _lu_inverse(A)
+    np.testing.assert_allclose(R, np.linalg.inv(A), rtol=1e-10, atol=1e-12 * np.abs(R).max())
+    assert _lu_inverse(np.ones((5, 5), dtype)) is None  # singular: reported, not returned
+
+
+# --------------------------------------------------------------------------- threads
+def test_workers_do_not_change_results():
+    """Points spread over threads give the serial numbers bit for bit, counts included."""
+    from rmtgan.dense import PARALLEL_MIN_P
+
+    m = noncommuting(5, p=PARALLEL_MIN_P + 4, means_scale=0.3)
+    serial, threaded = DenseBackend(m, workers=1), DenseBackend(m, workers=2)
+    rng = np.random.default_rng(3)
+    z = np.array([1.0 + 0.3j, 2.0 + 0.0j, 0.5 + 1e-6j, -1.0 + 0.0j, 3.0 + 0.1j])
+    d = rng.uniform(0.1, 1, (5, 3)) + 1j * rng.uniform(0, 0.5, (5, 3)) * (z.imag[:, None] != 0)
+    for kw in ({}, {"jac": False}, {"fast_jac": True}):
+        for x, y in zip(serial.evaluate(z, d, **kw), threaded.evaluate(z, d, **kw), strict=True):
+            if x is None:
+                assert y is None
+            else:
+                np.testing.assert_array_equal(x, y)
+    for x, y in zip(serial.mean_quadratic(z, d), threaded.mean_quadratic(z, d), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for name in ("n_evaluations", "n_real", "n_jacobians"):
+        assert getattr(serial, name) == getattr(threaded, name)
+    t, J, tz, A, _ = ref_traces(m, z[0], d[0])
+    np.testing.assert_allclose(threaded.evaluate(z[:2], d[:2])[1][0], J, rtol=1e-10)
+    np.testing.assert_allclose(threaded.mean_quadratic(z[:2], d[:2])[0][0], A, rtol=1e-10)
+    # the whole spectrum: same edges, same evaluations, same density
+    s1, s2 = gram_spectrum(m, workers=1), gram_spectrum(m, workers=2)
+    assert s1.success and s2.success and s2._backend.workers == 2
+    assert s1.support == s2.support and s1.n_evaluations == s2.n_evaluations
+    x = np.linspace(s1.support[0][0], s1.support[-1][1], 40)
+    np.testing.assert_array_equal(s1.density(x, exact=True), s2.density(x, exact=True))
+
+
+def test_concurrent_tasks_run_on_workers_with_one_blas_thread():
+    import threading
+
+    from rmtgan.dense import PARALLEL_MIN_P
+
+    m = noncommuting(6, p=PARALLEL_MIN_P)
+    be = DenseBackend(m, workers=2)
+
+    def where():
+        from threadpoolctl import threadpool_info
+
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        return threading.current_thread().name, blas
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):  # a threaded BLAS outside
+        assert all(b == 2 for b in where()[1])
+        out = be.concurrently(where, where)
+        assert all(b == 2 for b in where()[1])  # restored
+    assert all(name.startswith("rmtgan-dense") and all(b == 1 for b in blas) for name, blas in out)
+    # a batch inside a task runs serially on that worker (no nested pool to wait on)
+    z = np.array([1.0 + 0.2j, 2.0 + 0.1j, 3.0 + 0.3j])
+    d = np.full((3, 3), 0.3 + 0.1j)
+    ref = DenseBackend(m, workers=1).evaluate(z, d)[0]
+    for t in be.concurrently(lambda: be.evaluate(z, d)[0], lambda: be.evaluate(z, d)[0]):
+        np.testing.assert_array_equal(t, ref)
+    with pytest.raises(ZeroDivisionError):
+        be.concurrently(lambda: 1, lambda: 1 / 0)
+    # one worker, or a small p: the calling thread
+    assert DenseBackend(m, workers=1).concurrently(where)[0][0] == threading.current_thread().name
+    small = DenseBackend(noncommuting(6, p=20), workers=2)
+    assert small.concurrently(where, where)[0][0] == threading.current_thread().name
+
+
+def test_workers_validation(model):
+    with pytest.raises(ValueError, match="workers"):
+        DenseBackend(model, workers=0)
+    with pytest.raises(TypeError, match="workers"):
+        DenseBackend(model, workers=1.5)
+    with pytest.raises(ValueError, match="workers"):
+        gram_spectrum(model, workers=-1)
+    assert DenseBackend(model).workers >= 1
 
 
 # --------------------------------------------------------------------------- solve
