@@ -156,6 +156,30 @@ def test_lu_inverse_general_matrix(dtype):
     assert _lu_inverse(np.ones((5, 5), dtype)) is None  # singular: reported, not returned
 
 
+def test_hermite_predictor_against_closed_forms():
+    """Values and slopes at n Lobatto points fix degree 2n - 1 exactly; they predict the next level."""
+    from numpy.polynomial import chebyshev as C
+
+    from rmtgan._dense_spectrum import _chebval, hermite_coefficients, lobatto, lobatto_coefficients
+
+    rng = np.random.default_rng(4)
+    t = lobatto(9)
+    c = rng.standard_normal((18, 2)) + 1j * rng.standard_normal((18, 2))  # degree 17, two columns
+    f = np.stack([C.chebval(t, c[:, i]) for i in range(2)], axis=1)
+    df = np.stack([C.chebval(t, C.chebder(c[:, i])) for i in range(2)], axis=1)
+    np.testing.assert_allclose(hermite_coefficients(t, f, df), c, atol=1e-12)
+    # an analytic function with poles at +-0.3i, from 17 nodes at the midpoints of level 33:
+    # errors ~ rho^-degree (Bernstein ellipse through the poles, rho = 0.3 + sqrt(1.09))
+    g, dg = (lambda x: 1.0 / (0.09 + x ** 2)), (lambda x: -2.0 * x / (0.09 + x ** 2) ** 2)
+    t = lobatto(17)
+    mid = lobatto(33)[1::2]
+    herm = np.max(np.abs(_chebval(mid, hermite_coefficients(t, g(t), dg(t))) - g(mid)))
+    plain = np.max(np.abs(_chebval(mid, lobatto_coefficients(g(t))) - g(mid)))
+    rho, top = 0.3 + np.sqrt(1.09), g(0.0)
+    assert herm <= 10 * top * rho ** -33  # degree 33 from 17 values and 17 slopes
+    assert plain >= 0.1 * top * rho ** -17  # degree 16: the plain interpolant is far worse
+
+
 # --------------------------------------------------------------------------- threads
 def test_workers_do_not_change_results():
     """Points spread over threads give the serial numbers bit for bit, counts included."""
