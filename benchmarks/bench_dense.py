@@ -11,7 +11,14 @@ Model: k = 3 classes, random non-commuting covariances ``C_a = Q_a diag(l_a) Q_a
   why it is not reached at 64 points).  The same job at ``tol = 1e-6`` (the
   baseline's own tolerance) is timed and printed too, not asserted.
 * ``test_p1024_full_spectrum``: support + 256-point density at p = 1024; reports the
-  time, the evaluation counts and the share of time inside LAPACK/BLAS (``slow``).
+  time, the evaluation counts and the share of the CPU time (all threads) inside
+  LAPACK/BLAS (``slow``).
+
+Both use the default ``workers`` (every CPU: the points of a batch, and the two walks
+and the two halves of the first sweep, run side by side, one BLAS thread each); the
+p = 400 run is repeated with ``workers=1`` and printed.  The baseline runs on one BLAS
+thread: on these 2-core machines two BLAS threads made it about twice *slower*
+(36 against 17 ms per inverse, measured with ``threadpoolctl``).
 
 Timings use ``time.perf_counter`` directly, so the ratio holds whether or not
 pytest-benchmark is enabled.  Run with::
@@ -49,16 +56,26 @@ def random_model(p: int, seed: int = SEED) -> MixtureModel:
     return MixtureModel(np.zeros((3, p)), np.stack(covs), sizes)
 
 
-def _ours(model, n_points, tol=None):
+def _ours(model, n_points, tol=None, workers=None):
+    c0 = time.process_time()
     t0 = time.perf_counter()
-    spec = gram_spectrum(model) if tol is None else gram_spectrum(model, tol=tol)
+    kw = {} if tol is None else {"tol": tol}
+    spec = gram_spectrum(model, workers=workers, **kw)
     t_build = time.perf_counter() - t0
     a, b = spec.support[0][0], spec.support[-1][1]
     x = np.linspace(a, b, n_points + 2)[1:-1]
     t1 = time.perf_counter()
     dens = spec.density(x)
     t_dens = time.perf_counter() - t1
+    spec.cpu_seconds = time.process_time() - c0  # all threads
     return spec, x, dens, t_build + t_dens, t_build
+
+
+def _where(spec):
+    be = spec._backend
+    return (f"{be.n_evaluations} evaluations, {be.n_jacobians} with Jacobian, {be.n_real} real; "
+            f"{be.workers} worker threads: CPU {spec.cpu_seconds:.2f} s, of which LAPACK/BLAS "
+            f"{be.lapack_seconds:.2f} s = {100 * be.lapack_seconds / spec.cpu_seconds:.0f}%")
 
 
 def test_p400_ratio(capsys):
@@ -66,7 +83,8 @@ def test_p400_ratio(capsys):
     gram_spectrum(random_model(40, seed=1))  # compile the numba kernels outside the timing
     spec, x, dens, t_ours, t_build = _ours(model, 64)
     assert spec.success and spec.method == "dense", spec.message
-    be = spec._backend
+    one, _, dens1, t_one, _ = _ours(model, 64, workers=1)  # for the record: one thread
+    np.testing.assert_array_equal(dens1, dens)
     # the baseline on the same 64 points (warm starts from the previous point); it is not
     # charged for locating the support, which only favours it
     sub = x
@@ -84,12 +102,12 @@ def test_p400_ratio(capsys):
     np.testing.assert_allclose(ref[inner], dens[inner], rtol=1e-3)
     with capsys.disabled():
         print(f"\n[bench_dense] p=400 k=3: ours {t_ours:.2f} s for support + 64 points "
-              f"(build {t_build:.2f} s; {be.n_evaluations} evaluations, {be.n_jacobians} with Jacobian, "
-              f"{be.n_real} real; LAPACK/BLAS {be.lapack_seconds:.2f} s) -> {per_ours * 1e3:.1f} ms/point; "
+              f"(build {t_build:.2f} s; {_where(spec)}) -> {per_ours * 1e3:.1f} ms/point; "
               f"baseline {t_base:.2f} s for {sub.size} points ({int(its.sum())} inverses) -> "
               f"{per_base * 1e3:.0f} ms/point; ratio {ratio:.1f} (limit {MIN_RATIO:.0f}); the density "
               f"is then free, so the ratio reaches {MIN_RATIO:.0f} from about "
-              f"{int(np.ceil(MIN_RATIO * t_ours / per_base))} points on; at tol = 1e-6 (the baseline's) "
+              f"{int(np.ceil(MIN_RATIO * t_ours / per_base))} points on; on one thread {t_one:.2f} s, "
+              f"ratio {t_base / t_one:.1f}; at tol = 1e-6 (the baseline's) "
               f"{t6:.2f} s, {spec6._backend.n_evaluations} evaluations, ratio {t_base / t6:.1f}")
     assert ratio >= MIN_RATIO, f"dense path only {ratio:.1f}x faster per point than fixed-point iteration"
 
@@ -101,9 +119,6 @@ def test_p1024_full_spectrum(capsys):
     spec, x, dens, t_ours, t_build = _ours(model, 256)
     assert spec.success and spec.method == "dense", spec.message
     assert np.all(dens > 0)
-    be = spec._backend
     with capsys.disabled():
         print(f"\n[bench_dense] p=1024 k=3: support + 256-point density {t_ours:.1f} s "
-              f"(build {t_build:.1f} s); {be.n_evaluations} evaluations ({be.n_jacobians} with Jacobian, "
-              f"{be.n_real} real); LAPACK/BLAS {be.lapack_seconds:.1f} s = "
-              f"{100 * be.lapack_seconds / t_ours:.0f}% of the time; support {spec.support}")
+              f"(build {t_build:.1f} s); {_where(spec)}; support {spec.support}")

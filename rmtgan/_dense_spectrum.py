@@ -58,6 +58,10 @@ MAX_NODES = 257
 CERT_RTOL = 1e-9
 #: a real point counts as inside the support when ``Im delta`` exceeds this (relative).
 INSIDE_RTOL = 1e-9
+#: residual to which points of the walks outside the support are solved (``tol``, and the
+#: residual under which one exact Newton step is accepted): they only seed predictors,
+#: edge estimates and eigenvalue counts; the edges are solved by the fold Newton to 1e-13
+WALK_TOL, WALK_TOL_QUAD = 1e-8, 1e-4
 #: the expansion targets of :func:`tolerances` stop loosening at this ``tol``.
 LOOSEST_TOL = 1e-6
 
@@ -308,7 +312,8 @@ class _Walker:
     def start(self):
         U = self.upper
         d0 = -self.spec._traces / U
-        d, conv, _, _ = chord_newton(self.be, np.array([U + 0j]), d0[None].astype(complex), 1e-14, 40)
+        d, conv, _, _ = chord_newton(self.be, np.array([U + 0j]), d0[None].astype(complex), WALK_TOL, 40,
+                                     tol_quad=WALK_TOL_QUAD)
         if not conv[0] or np.any(np.abs(d[0].imag) > 0):
             raise _Fallback("no real solution at the upper bound")
         return fold_data(self.be, U, d[0].real)
@@ -366,7 +371,7 @@ class _Walker:
                 else:
                     pred = d + (target - x) * fd["dd"]
                 dn, conv, _, _ = chord_newton(self.be, np.array([target + 0j]), pred[None].astype(complex),
-                                              1e-10, 10, tol_quad=1e-6)
+                                              WALK_TOL, 10, tol_quad=WALK_TOL_QUAD)
                 if conv[0] and np.all(dn[0].imag == 0):
                     # the predictor's error is second order on the branch; a distant real root
                     # (another branch) is not accepted
@@ -396,7 +401,8 @@ class _Walker:
             return None
         xL = -0.5 * x_hi
         d0 = -self.spec._traces / xL
-        d, conv, _, _ = chord_newton(self.be, np.array([xL + 0j]), d0[None].astype(complex), 1e-13, 40)
+        d, conv, _, _ = chord_newton(self.be, np.array([xL + 0j]), d0[None].astype(complex), WALK_TOL, 40,
+                                     tol_quad=WALK_TOL_QUAD)
         if not conv[0] or np.any(d[0].imag != 0):
             return None
         fd = fold_data(self.be, xL, d[0].real)
