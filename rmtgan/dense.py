@@ -56,6 +56,8 @@ import scipy.linalg
 from numba import njit
 from scipy.linalg import lapack
 
+from rmtgan._cpus import available_cores
+
 __all__ = ["DenseBackend", "InversionError", "negative_count", "symmetric_inverse"]
 
 #: relative probe residual ``|A R v - v| / (|A|_F |R v| + |v|)`` above which an inverse is rejected.
@@ -256,14 +258,6 @@ def negative_count(A: np.ndarray) -> int:
 
 
 # --------------------------------------------------------------------------- threads
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
 _BLAS = None
@@ -279,6 +273,17 @@ def _as_worker(fn):
         finally:
             _IN_WORKER.flag = False
     return run
+
+
+def _forget_pools() -> None:
+    """In a forked child the pools' threads do not exist: start afresh."""
+    global _POOL_LOCK
+    _POOLS.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -412,7 +417,7 @@ class DenseBackend:
         if inverse not in ("sytri2", "getri"):
             raise ValueError(f"inverse must be 'sytri2' or 'getri', got {inverse!r}")
         if workers is None:
-            workers = available_cpus()
+            workers = available_cores()
         elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)):
             raise TypeError(f"workers must be a positive int or None, got {type(workers).__name__}")
         elif workers < 1:

@@ -139,6 +139,8 @@ class _Resolvent:
         d = np.array(d0, np.complex128)
         zz = np.array([z], np.complex128)
         for _ in range(maxiter):
+            if not np.all(np.isfinite(d)):  # a singular step or guess: report, never evaluate NaN
+                return d, None, None, False
             t, jac, tz = self.backend.evaluate(zz, d[None])
             F = d - t[0]
             if not np.all(np.isfinite(F)):

@@ -246,6 +246,29 @@ def test_concurrent_tasks_run_on_workers_with_one_blas_thread():
     assert small.concurrently(where, where)[0][0] == threading.current_thread().name
 
 
+def _threaded_t(model, z, d):
+    return DenseBackend(model, workers=2).evaluate(z, d)[0]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Python >= 3.12 warns about fork with threads
+def test_worker_pool_in_a_forked_child():
+    """The pool's threads do not survive fork: a child must start its own, not wait forever."""
+    import multiprocessing
+    import os
+
+    from rmtgan.dense import PARALLEL_MIN_P
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    m = noncommuting(8, p=PARALLEL_MIN_P)
+    z = np.array([1.0 + 0.2j, 2.0 + 0.1j, 3.0 + 0.3j])
+    d = np.full((3, 3), 0.3 + 0.1j)
+    ref = _threaded_t(m, z, d)  # the parent's pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        out = pool.apply_async(_threaded_t, (m, z, d)).get(timeout=120)
+    np.testing.assert_array_equal(out, ref)
+
+
 def test_workers_validation(model):
     with pytest.raises(ValueError, match="workers"):
         DenseBackend(model, workers=0)

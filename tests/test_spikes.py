@@ -500,3 +500,20 @@ def test_spike_ranks_against_monte_carlo_counts():
     # a count fluctuates by at most about one eigenvalue (O(1/sqrt(n)) spikes next to
     # one-eigenvalue intervals); its mean over 40 draws is within 0.5 of the prediction
     np.testing.assert_array_less(np.abs(mean - sp.ranks), 0.5)
+
+
+def test_newton_reports_a_nonfinite_guess_instead_of_evaluating_it():
+    """A singular predictor (NaN guess) is a failed solve, not a NaN handed to the backend."""
+    from rmtgan.solver import make_backend
+    from rmtgan.spikes import _Resolvent
+
+    model = MixtureModel.from_eigen(np.array([[1.0, 2.0, 3.0]]), sizes=[9])
+    backend = make_backend(model)
+    calls = []
+    real_evaluate = backend.evaluate
+    backend.evaluate = lambda z, d, **kw: calls.append(d) or real_evaluate(z, d, **kw)
+    res = _Resolvent(model, backend, 1e-12)
+    d, jac, tz, conv = res.newton(5.0 + 1j, np.array([np.nan + 0j]))
+    assert not conv and jac is None and not calls
+    d, jac, tz, conv = res.newton(5.0 + 1j, np.array([-0.2 + 0.1j]))  # a finite guess still solves
+    assert conv and calls and np.all(np.isfinite(d))

@@ -30,10 +30,11 @@ ResNet50) on a machine with many free cores.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Iterator
 from typing import Any
+
+from rmtgan._cpus import available_cores
 
 __all__ = ["import_torch", "set_threads", "threads", "available_cores", "default_threads", "resolve_device"]
 
@@ -51,27 +52,6 @@ def import_torch():
             "rmtgan.gan needs PyTorch: install it with `pip install 'rmtgan[gan]'` (or `pip install torch`)"
         ) from exc
     return torch
-
-
-def available_cores() -> int:
-    """Number of CPU cores this process may use.
-
-    The CPU affinity mask (``os.sched_getaffinity``) where the platform has one,
-    else ``os.cpu_count()``, capped by a cgroup v2 CPU quota (``cpu.max``) when
-    one is set.
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as fh:
-            quota, period = fh.read().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
 
 
 def default_threads() -> int:
