@@ -59,9 +59,11 @@ CERT_RTOL = 1e-9
 #: a real point counts as inside the support when ``Im delta`` exceeds this (relative).
 INSIDE_RTOL = 1e-9
 #: residual to which points of the walks outside the support are solved (``tol``, and the
-#: residual under which one exact Newton step is accepted): they only seed predictors,
-#: edge estimates and eigenvalue counts; the edges are solved by the fold Newton to 1e-13
-WALK_TOL, WALK_TOL_QUAD = 1e-8, 1e-4
+#: residual under which one exact Newton step is accepted); the edges themselves are
+#: solved by the fold Newton to 1e-13.  Looser values save a few evaluations but broke
+#: the walk on the reproduction's model (1e-4: near a fold, where ``I - J`` is nearly
+#: singular, one Newton step from there is far from quadratic accuracy).
+WALK_TOL, WALK_TOL_QUAD = 1e-10, 1e-6
 #: the expansion targets of :func:`tolerances` stop loosening at this ``tol``.
 LOOSEST_TOL = 1e-6
 

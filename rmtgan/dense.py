@@ -444,9 +444,10 @@ class DenseBackend:
 
     # ------------------------------------------------------------------ helpers
     def _tick(self, m: int) -> None:
-        self.n_evaluations += m
-        if self.progress is not None:
-            self.progress.update(m)
+        with self._lock:
+            self.n_evaluations += m
+            if self.progress is not None:
+                self.progress.update(m)
 
     def _count(self, *, seconds: float = 0.0, real: int = 0, jacobians: int = 0) -> None:
         with self._lock:
@@ -484,7 +485,18 @@ class DenseBackend:
         """
         workers = self._threads(len(tasks))
         if workers <= 1:
-            return [task() for task in tasks]
+            # every task runs even when an earlier one fails, as on threads: the same
+            # evaluations either way
+            out, error = [], None
+            for task in tasks:
+                try:
+                    out.append(task())
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    out.append(None)
+                    error = error or exc
+            if error is not None:
+                raise error
+            return out
         with _one_blas_thread():
             futures = [_pool(workers).submit(_as_worker(task)) for task in tasks]
             wait(futures)
