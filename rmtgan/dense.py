@@ -371,6 +371,37 @@ def _real_if_real(z: complex, delta: np.ndarray) -> np.ndarray:
     return delta.real if z.imag == 0 and np.all(delta.imag == 0) else delta
 
 
+_WARM = threading.Lock()
+_warmed = False
+
+
+def _warm_kernels() -> None:
+    """Compile (or load from numba's cache) every specialisation of the trace kernels, once.
+
+    Called from the thread that creates a backend, before any worker thread runs a
+    kernel: numba then never compiles inside a worker (in fresh environments, first
+    calls compiling on two worker threads at once went with nondeterministic failures
+    of the walk that were not reproduced once the kernels were compiled).
+    """
+    global _warmed
+    with _WARM:
+        if _warmed:
+            return
+        k, p = 2, 3
+        for cdt, rdt in ((np.complex128, np.complex128), (np.complex64, np.complex128),
+                         (np.float64, np.float64), (np.float32, np.float64)):
+            Q = np.ones((k, p, p), cdt)
+            _pair_traces(Q, np.empty((k, k), rdt))
+            _cross_traces(Q, np.ones((p, p), rdt), np.empty(k, rdt))
+        # second derivatives: single-precision products, double accumulation, strided output
+        Q = np.ones((k, p, p), np.float32)
+        _cross_traces(Q, np.ones((p, p), np.float32), np.empty(k))
+        _cross_traces(Q, np.ones((p, p), np.float32), np.empty((k, k))[:, 0])
+        for dt in (np.complex128, np.float64):
+            _fill_upper(np.ones((p, p), dt))
+        _warmed = True
+
+
 def _as_real_view(R: np.ndarray) -> np.ndarray:
     """``(p, p)`` complex C-contiguous -> ``(p, 2p)`` real view (Re/Im interleaved by column)."""
     return R.view(np.float64)
@@ -441,6 +472,7 @@ class DenseBackend:
         self.progress = None
         self._cache: list = []
         self._lock = threading.Lock()  # counters, when points run on worker threads
+        _warm_kernels()
 
     # ------------------------------------------------------------------ helpers
     def _tick(self, m: int) -> None:
