@@ -240,6 +240,11 @@ def test_concurrent_tasks_run_on_workers_with_one_blas_thread():
         np.testing.assert_array_equal(t, ref)
     with pytest.raises(ZeroDivisionError):
         be.concurrently(lambda: 1, lambda: 1 / 0)
+    # serially too, every task runs (the same evaluations as on threads); the first error is raised
+    ran = []
+    with pytest.raises(ZeroDivisionError):
+        DenseBackend(m, workers=1).concurrently(lambda: 1 / 0, lambda: ran.append(1), lambda: [][0])
+    assert ran == [1]
     # one worker, or a small p: the calling thread
     assert DenseBackend(m, workers=1).concurrently(where)[0][0] == threading.current_thread().name
     small = DenseBackend(noncommuting(6, p=20), workers=2)
