@@ -399,6 +399,7 @@ def _warm_kernels() -> None:
         _cross_traces(Q, np.ones((p, p), np.float32), np.empty((k, k))[:, 0])
         for dt in (np.complex128, np.float64):
             _fill_upper(np.ones((p, p), dt))
+            _fill_upper(np.ones((p, p), dt, order="F"))  # the Bunch-Kaufman factor from LAPACK
         _warmed = True
 
 

@@ -274,6 +274,25 @@ def test_worker_pool_in_a_forked_child():
     np.testing.assert_array_equal(out, ref)
 
 
+def test_threaded_build_compiles_no_kernel_on_a_worker():
+    """Every specialisation of the trace kernels exists before worker threads run them.
+
+    (Compiling them inside worker threads went with rare nondeterministic failures.)
+    """
+    from rmtgan.dense import PARALLEL_MIN_P, _cross_traces, _fill_upper, _pair_traces
+
+    m = noncommuting(9, p=PARALLEL_MIN_P + 4, means_scale=0.5)
+    DenseBackend(m)  # warms the kernels
+    kernels = (_pair_traces, _cross_traces, _fill_upper)
+    before = [list(f.signatures) for f in kernels]
+    spec = gram_spectrum(m, workers=2)
+    spec.density(np.linspace(spec.support[0][0], spec.support[-1][1], 9), exact=True)
+    solve(m, np.array([1.0 + 1j, 3.0 + 0.5j]), workers=2)
+    z, d = np.array([2.0 + 0.3j, 1.0 + 0j]), np.array([[0.3 + 0.1j] * 3, [0.2] * 3])
+    DenseBackend(m, inverse="sytri2", workers=2).evaluate(z, d, fast_jac=True)
+    assert [list(f.signatures) for f in kernels] == before
+
+
 def test_workers_validation(model):
     with pytest.raises(ValueError, match="workers"):
         DenseBackend(model, workers=0)
