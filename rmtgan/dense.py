@@ -49,7 +49,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.linalg
@@ -125,7 +125,9 @@ def _lu_inverse(A: np.ndarray) -> np.ndarray | None:
     ipiv = np.empty(p, np.int32)
     _GETRF[a.dtype](ctypes.addressof(n), ctypes.addressof(n), a.ctypes.data, ctypes.addressof(n),
                     ipiv.ctypes.data, ctypes.addressof(info))
-    if info.value != 0:
+    if info.value < 0:  # pragma: no cover - a bug here, not a property of A
+        raise ValueError(f"?getrf: illegal argument {-info.value}")
+    if info.value > 0:
         return None
     key = (a.dtype, p)
     lw = _LWORK.get(key)
@@ -139,6 +141,8 @@ def _lu_inverse(A: np.ndarray) -> np.ndarray | None:
     lwork = ctypes.c_int(lw)
     _GETRI[a.dtype](ctypes.addressof(n), a.ctypes.data, ctypes.addressof(n), ipiv.ctypes.data,
                     work.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
+    if info.value < 0:  # pragma: no cover - a bug here, not a property of A
+        raise ValueError(f"?getri: illegal argument {-info.value}")
     return a if info.value == 0 else None
 
 
@@ -260,30 +264,19 @@ def negative_count(A: np.ndarray) -> int:
 # --------------------------------------------------------------------------- threads
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
-_BLAS = None
 _IN_WORKER = threading.local()
 
 
 def _as_worker(fn):
     """``fn`` marked as running on a worker thread (its own evaluations stay serial)."""
     def run(*args):
+        before = getattr(_IN_WORKER, "flag", False)
         _IN_WORKER.flag = True
         try:
             return fn(*args)
         finally:
-            _IN_WORKER.flag = False
+            _IN_WORKER.flag = before
     return run
-
-
-def _forget_pools() -> None:
-    """In a forked child the pools' threads do not exist: start afresh."""
-    global _POOL_LOCK
-    _POOLS.clear()
-    _POOL_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -294,17 +287,65 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return ex
 
 
-def _one_blas_thread():
-    """Context in which BLAS/LAPACK run on one thread each (the workers supply the parallelism)."""
-    global _BLAS
-    try:
-        if _BLAS is None:
-            from threadpoolctl import ThreadpoolController
+class _OneBlasThread:
+    """Process-wide "BLAS on one thread" while any parallel region is active (re-entrant).
 
-            _BLAS = ThreadpoolController()
-        return _BLAS.limit(limits=1, user_api="blas")
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return nullcontext()
+    threadpoolctl's limits are process-wide: the first region to enter sets one
+    thread, the last to leave restores the previous setting, whichever threads they
+    run on.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.controller = None
+        self.limiter = None
+
+    def __enter__(self):
+        with self.lock:
+            if self.depth == 0:
+                try:
+                    if self.controller is None:
+                        from threadpoolctl import ThreadpoolController
+
+                        self.controller = ThreadpoolController()
+                    self.limiter = self.controller.limit(limits=1, user_api="blas")
+                except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+                    self.limiter = None
+            self.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.limiter is not None:
+                self.limiter.restore_original_limits()
+                self.limiter = None
+        return False
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def _one_blas_thread() -> _OneBlasThread:
+    """Context in which BLAS/LAPACK run on one thread each (the workers supply the parallelism)."""
+    return _ONE_BLAS_THREAD
+
+
+def _forget_threads() -> None:
+    """In a forked child the parent's threads do not exist: pools, locks and limits start afresh.
+
+    (Forking while another thread evaluates is still unsafe: BLAS's own locks may be held.)
+    """
+    global _POOL_LOCK, _WARM, _ONE_BLAS_THREAD
+    _POOLS.clear()
+    _POOL_LOCK = threading.Lock()
+    _WARM = threading.Lock()
+    _ONE_BLAS_THREAD = _OneBlasThread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
 
 
 # --------------------------------------------------------------------------- traces
@@ -425,8 +466,12 @@ class DenseBackend:
         points of one call (``None``: every CPU this process may use).  Each thread
         runs its own inverse with one BLAS thread (the LU inverse releases the GIL),
         which on 2 cores beat one inverse on two BLAS threads (p = 400: 2.5x against
-        1.3x).  Used for batches of at least two points when ``p >= PARALLEL_MIN_P``;
-        results do not depend on it.
+        1.3x).  Used for batches of at least two points when ``p >= PARALLEL_MIN_P``.
+        Results and evaluation counts do not depend on it (bit for bit when BLAS runs
+        one thread, as the worker threads always do; otherwise to rounding).  The
+        one-thread limit is process-wide while a batch runs: call a backend with
+        ``workers > 1`` from one thread at a time (OpenBLAS does not reliably restore
+        a thread count from another thread).
 
     Attributes
     ----------
@@ -471,7 +516,7 @@ class DenseBackend:
         self.n_jacobians = 0
         self.lapack_seconds = 0.0
         self.progress = None
-        self._cache: list = []
+        self._local = threading.local()  # per-thread cache of the last resolvents
         self._lock = threading.Lock()  # counters, when points run on worker threads
         _warm_kernels()
 
@@ -494,46 +539,54 @@ class DenseBackend:
             return 1  # no nested pools (a waiting task could hold the thread its subtasks need)
         return min(self.workers, m)
 
+    def _run(self, tasks: list) -> list:
+        """Run callables on the backend's pool; wait for all, then raise the first error in order."""
+        with _one_blas_thread():
+            futures = [_pool(self.workers).submit(_as_worker(task)) for task in tasks]
+            wait(futures)
+        errors = [f.exception() for f in futures]
+        for exc in errors:
+            if exc is not None:
+                raise exc
+        return [f.result() for f in futures]
+
     def _map(self, fn, m: int) -> list:
         """``[fn(j) for j in range(m)]``, on worker threads when that pays; ticks per point."""
         out = []
-        workers = self._threads(m)
-        if workers <= 1:
+        if self._threads(m) <= 1:
             for j in range(m):
                 out.append(fn(j))
                 self._tick(1)
             return out
-        with _one_blas_thread():
-            for r in _pool(workers).map(_as_worker(fn), range(m)):
-                out.append(r)
-                self._tick(1)
-        return out
+
+        def point(j):
+            r = fn(j)
+            self._tick(1)
+            return r
+
+        return self._run([lambda j=j: point(j) for j in range(m)])
 
     def concurrently(self, *tasks) -> list:
         """Run independent callables (each a sequence of evaluations) side by side; their results.
 
         On worker threads when ``workers > 1`` and ``p >= PARALLEL_MIN_P``, else one
-        after the other; an exception of a task is raised once all have ended.
-        Evaluation counts and results do not depend on which.
+        after the other; the first exception (in task order) is raised once all have
+        ended, so the same evaluations are made either way.
         """
-        workers = self._threads(len(tasks))
-        if workers <= 1:
+        if self._threads(len(tasks)) <= 1:
             # every task runs even when an earlier one fails, as on threads: the same
             # evaluations either way
             out, error = [], None
             for task in tasks:
                 try:
                     out.append(task())
-                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                except Exception as exc:  # re-raised below; KeyboardInterrupt is not held back
                     out.append(None)
                     error = error or exc
             if error is not None:
                 raise error
             return out
-        with _one_blas_thread():
-            futures = [_pool(workers).submit(_as_worker(task)) for task in tasks]
-            wait(futures)
-        return [f.result() for f in futures]
+        return self._run(list(tasks))
 
     @contextmanager
     def progress_bar(self, enabled: bool, desc: str):
@@ -587,16 +640,18 @@ class DenseBackend:
         return int(neg - np.sum(self.sizes[1.0 + d < 0]))
 
     def resolvent(self, z: complex, delta: np.ndarray) -> np.ndarray:
-        """``R(z) = A^{-1}`` at one point (cached for the last few points)."""
+        """``R(z) = A^{-1}`` at one point (cached for the last two points of the calling thread)."""
         key = (complex(z), np.asarray(delta, np.complex128).tobytes())
-        for kk, R in self._cache:
+        # per thread: which entries a concurrent task finds would otherwise depend on timing
+        cache = getattr(self._local, "cache", [])
+        for kk, R in cache:
             if kk == key:
                 return R
         A = self.matrix(z, np.asarray(delta))
         t0 = time.perf_counter()
         R = symmetric_inverse(A, method=self.inverse)
         self._count(seconds=time.perf_counter() - t0)
-        self._cache = [(key, R)] + self._cache[:1]  # one assignment: safe on worker threads
+        self._local.cache = [(key, R)] + cache[:1]
         return R
 
     def _products(self, R: np.ndarray, single: bool = False) -> np.ndarray:

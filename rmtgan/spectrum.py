@@ -692,7 +692,7 @@ def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEF
         Threads of the LAPACK dense path: the points of a batch (the nodes of an
         expansion level) are spread over them, one inverse per thread.  Default:
         every CPU the process may use; ``workers=1`` runs serially.  Results do not
-        depend on it.
+        depend on it (bit for bit when BLAS runs one thread, else to rounding).
     progress : bool
         Show a ``tqdm`` bar of the ``p x p`` inverses on the dense path.
 

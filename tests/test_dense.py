@@ -182,7 +182,19 @@ def test_hermite_predictor_against_closed_forms():
 
 # --------------------------------------------------------------------------- threads
 def test_workers_do_not_change_results():
-    """Points spread over threads give the serial numbers bit for bit, counts included."""
+    """Points spread over threads give the serial numbers bit for bit, counts included.
+
+    Bit for bit when BLAS runs one thread everywhere (as under the Makefile): worker
+    threads always run it on one, and an LU inverse on two BLAS threads differs from
+    one on a single thread in the last bits.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        _workers_do_not_change_results()
+
+
+def _workers_do_not_change_results():
     from rmtgan.dense import PARALLEL_MIN_P
 
     m = noncommuting(5, p=PARALLEL_MIN_P + 4, means_scale=0.3)
@@ -209,6 +221,18 @@ def test_workers_do_not_change_results():
     assert s1.support == s2.support and s1.n_evaluations == s2.n_evaluations
     x = np.linspace(s1.support[0][0], s1.support[-1][1], 40)
     np.testing.assert_array_equal(s1.density(x, exact=True), s2.density(x, exact=True))
+    # an error in a threaded batch is raised once every point has ended, the first in order
+    ran = []
+
+    def point(j):
+        ran.append(j)
+        if j in (3, 1):
+            raise ValueError(j)
+        return j
+
+    with pytest.raises(ValueError, match="^1$"):
+        threaded._map(point, 6)
+    assert sorted(ran) == list(range(6))
 
 
 def test_concurrent_tasks_run_on_workers_with_one_blas_thread():
@@ -249,6 +273,46 @@ def test_concurrent_tasks_run_on_workers_with_one_blas_thread():
     assert DenseBackend(m, workers=1).concurrently(where)[0][0] == threading.current_thread().name
     small = DenseBackend(noncommuting(6, p=20), workers=2)
     assert small.concurrently(where, where)[0][0] == threading.current_thread().name
+
+
+def test_one_blas_thread_region_is_reentrant_across_threads():
+    """An overlapping region of another thread neither lifts the limit early nor leaves it set.
+
+    (OpenBLAS does not reliably honour a thread count set from a thread other than the
+    one that changed it before, so the check has the calling thread leave last.)
+    """
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from rmtgan.dense import _one_blas_thread
+
+    def blas():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    inside, leave, left = threading.Event(), threading.Event(), threading.Event()
+
+    def other():
+        with _one_blas_thread():
+            inside.set()
+            leave.wait(10)
+        left.set()
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        t = threading.Thread(target=other)
+        with _one_blas_thread():
+            t.start()
+            inside.wait(10)
+            leave.set()
+            left.wait(10)
+            assert blas() == {1}  # the other region ended, this one still runs
+        t.join()
+        assert blas() == {2}  # restored by the last region to leave
+        with _one_blas_thread():
+            with _one_blas_thread():  # nested in one thread
+                assert blas() == {1}
+            assert blas() == {1}
+        assert blas() == {2}
 
 
 def _threaded_t(model, z, d):
