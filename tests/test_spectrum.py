@@ -54,6 +54,13 @@ def test_marchenko_pastur(gamma):
     q = np.linspace(0.01, 0.99, 17)
     q = q[q > spec.atom]
     np.testing.assert_allclose(spec.cdf(spec.quantiles(q)), q, atol=1e-11)
+    # next to the soft edges (density -> 0, Newton's steps leave the bracket): inside the
+    # support, increasing, and the CDF back to the level
+    u = np.array([1e-12, 1e-9, 1e-6, 1e-3, 1 - 1e-3, 1 - 1e-6, 1 - 1e-9])
+    qe = spec.atom + u * spec.mass
+    xe = spec.quantiles(qe)
+    assert np.all((xe >= a) & (xe <= b)) and np.all(np.diff(xe) > 0)
+    np.testing.assert_allclose(spec.cdf(xe), qe, rtol=0, atol=1e-13)
 
 
 def test_mp_inexact_density_is_the_interpolant_and_close():
