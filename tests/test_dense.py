@@ -393,10 +393,11 @@ def test_make_backend_selection_and_bad_input(model):
 
 
 # --------------------------------------------------------------------------- spectrum
-def test_commuting_model_by_dense_path_equals_fast_path():
-    comm = rotated_commuting()
+@pytest.mark.parametrize("p, workers", [(30, None), (120, 2)])  # p = 120: on worker threads
+def test_commuting_model_by_dense_path_equals_fast_path(p, workers):
+    comm = rotated_commuting(p=p, sizes=(2 * p // 3, 3 * p // 2))
     fast = gram_spectrum(comm, method="commuting")
-    dense = gram_spectrum(comm, method="dense")
+    dense = gram_spectrum(comm, method="dense", workers=workers)
     assert dense.method == "dense" and dense.success, dense.message
     assert dense._dense_note == ""  # the walk, not the generic fallback
     assert len(dense.support) == len(fast.support)
