@@ -30,8 +30,13 @@ arithmetic, about three times cheaper.  Every inverse is checked with a random p
 ``|A (R v) - v|``; a failed check falls back to the LU inverse and then raises
 :class:`InversionError` -- garbage is never returned.
 
-For folds (support edges) :meth:`DenseBackend.fold_terms` also gives the exact
-second derivatives along a direction ``v``:
+LAPACK is called through ``ctypes`` on ``scipy.linalg.cython_lapack``, which
+releases the GIL, so the points of one call run on worker threads
+(``DenseBackend(workers=...)``), one inverse and one BLAS thread each.
+
+For folds (support edges) :meth:`DenseBackend.fold_terms` also gives the
+second derivatives along a direction ``v`` (products in single precision: they
+steer Newton steps and predictors only):
 
 .. math::
 
