@@ -10,15 +10,16 @@ few hundred evaluations, most of them in real arithmetic:
    real branch of ``delta`` (real arithmetic).  There ``J = dt/ddelta`` is an
    entrywise non-negative matrix with Perron root ``lambda < 1``; an edge is a
    fold, ``lambda = 1``.  Along the branch ``1 - lambda ~ kappa sqrt(x - b)``, so
-   ``b ~ x - m / (2 m')`` (``m = 1 - lambda``, ``m'`` from the exact second
+   ``b ~ x - m / (2 m')`` (``m = 1 - lambda``, ``m'`` from the second
    derivatives) predicts the edge, which is then solved by Newton's method on the
-   fold system (:func:`fold_newton`, exact Jacobian, quadratic convergence);
+   fold system (:func:`fold_newton`, exact ``J``, quadratic convergence);
 2. **one interval** (the common case) -- when ``X X^T / p`` has no atom at 0,
    ``delta`` is analytic through ``z = 0``: the real branch of the negative axis,
-   followed to the right, gives the leftmost edge ``a`` in real arithmetic too; the
-   first Chebyshev level on ``[a, b]`` is then solved node after node from ``b``
-   (Hermite predictor in ``theta``).  A node outside the support, or masses that do
-   not add up, send the build to step 2';
+   followed to the right, gives the leftmost edge ``a`` in real arithmetic too (the
+   two walks run side by side, :meth:`rmtgan.dense.DenseBackend.concurrently`); the
+   first Chebyshev level on ``[a, b]`` is then solved node after node from both
+   edges towards the middle (Hermite predictor in ``theta``).  A node outside the
+   support, or masses that do not add up, send the build to step 2';
 2'. **walk inside** -- the local expansion at the fold,
    ``delta ~ delta_b + i s kappa r`` with ``s = sqrt(b - x)``, gives the first
    complex point; the walk continues in ``s`` (where ``delta`` is analytic) with a
@@ -27,8 +28,8 @@ few hundred evaluations, most of them in real arithmetic:
 3. **expansion** -- on ``[a, b]`` with ``x = a + (b - a) sin^2 theta``,
    ``u_a = 1/(1 + delta_a)`` is analytic in ``theta``; it is sampled on nested
    Chebyshev--Lobatto nodes (9, 17, 33, ...; both edges are nodes with known
-   values) solved in batches by Newton from the previous level's interpolant,
-   until the coefficients decay;
+   values) solved in batches by Newton from the previous level (its Hermite
+   interpolant when every node has a slope), until the coefficients decay;
 4. **certificate** -- the masses must add up to ``1 - atom`` (else the walk goes
    on to the left), and the interpolated density is compared with exact solves at
    points between the nodes; only then is ``density(x)`` served from the
