@@ -297,6 +297,24 @@ def _sqrt_coefficient(fd) -> float:
     return float(np.sqrt(abs(num / den))) if den != 0 else np.nan
 
 
+def edge_slope(edge, width: float, right: bool) -> np.ndarray:
+    r"""``d delta / d theta`` at an edge of ``[a, b]`` (``theta = pi/2`` at ``b``, 0 at ``a``).
+
+    With ``x = a + (b - a) sin^2 theta``, ``sqrt(|x - e|) ~ sqrt(b - a) |theta - theta_e|``,
+    so ``delta ~ delta_e + i kappa sqrt(|x - e|) r`` (the walk's expansion at a fold)
+    gives ``-/+ i kappa sqrt(b - a) r`` at the right/left edge.
+    """
+    return (-1j if right else 1j) * _sqrt_coefficient(edge) * np.sqrt(width) * edge["r"]
+
+
+def u_slope(u: np.ndarray, ddelta_dx: np.ndarray, th: np.ndarray, width: float) -> np.ndarray:
+    r"""``du/dtheta = -u^2 (d delta/dx) dx/dtheta`` with ``dx/dtheta = (b - a) sin 2 theta``.
+
+    ``u = 1/(1 + delta)`` and ``ddelta_dx``: ``(m, k)``; ``th``: ``(m,)``.
+    """
+    return -(u ** 2) * ddelta_dx * (width * np.sin(2 * np.asarray(th)))[:, None]
+
+
 # --------------------------------------------------------------------------- the walks
 class _Walker:
     def __init__(self, spec):
@@ -439,7 +457,7 @@ class _Walker:
         right = edge is fb
         T = [np.pi / 2 if right else 0.0]
         D = [edge["d"].astype(complex)]
-        DT = [(-1j if right else 1j) * _sqrt_coefficient(edge) * np.sqrt(b - a) * edge["r"]]
+        DT = [edge_slope(edge, b - a, right)]
         U = np.empty((th.size, self.k), complex)
         JJ = np.empty((th.size, self.k, self.k), complex)
         DU = np.empty((th.size, self.k), complex)
@@ -464,7 +482,7 @@ class _Walker:
             DT.append(ddx * (b - a) * np.sin(2 * t))
             U[i] = 1.0 / (1.0 + dn[0])
             JJ[i] = J[0]
-            DU[i] = -U[i] ** 2 * DT[-1]
+            DU[i] = u_slope(U[i:i + 1], ddx[None], np.array([t]), b - a)[0]
         return U, JJ, DU
 
     def leave_left(self, fa):
@@ -686,10 +704,9 @@ class _Expansion:
         self.ub = 1.0 / (1.0 + fb["d"])
         self.Ja, self.Jb = fa["J"].astype(complex), fb["J"].astype(complex)
         a, b = self.a, self.b
-        # du/dtheta at the edges from the square-root expansions there:
-        # d delta/dtheta = -i kappa_b sqrt(b - a) r_b at theta = pi/2, +i kappa_a sqrt(b - a) r_a at 0
-        self.dub = -(self.ub ** 2) * (-1j * _sqrt_coefficient(fb) * np.sqrt(b - a) * fb["r"])
-        self.dua = -(self.ua ** 2) * (1j * _sqrt_coefficient(fa) * np.sqrt(b - a) * fa["r"])
+        # du/dtheta = -u^2 d delta/dtheta at the edges, from the square-root expansions there
+        self.dub = -(self.ub ** 2) * edge_slope(fb, b - a, True)
+        self.dua = -(self.ua ** 2) * edge_slope(fa, b - a, False)
         self._guess = None
         if S is None:
             return
@@ -697,11 +714,10 @@ class _Expansion:
         x = b - np.asarray(S) ** 2
         th = self.theta(x)
         u = 1.0 / (1.0 + np.asarray(D))
-        dx_dth = (b - a) * np.sin(2 * th)
         ddx = np.zeros_like(np.asarray(DS))
         nz = np.asarray(S) > 0
         ddx[nz] = -np.asarray(DS)[nz] / (2.0 * np.asarray(S)[nz][:, None])
-        du = -(u ** 2) * ddx * dx_dth[:, None]
+        du = u_slope(u, ddx, th, b - a)
         du[0] = self.dub  # the walk starts at the right edge
         th = np.concatenate([th, [0.0]])
         u = np.vstack([u, self.ua[None]])
@@ -734,7 +750,7 @@ class _Expansion:
         du = np.full(d.shape, np.nan, complex)
         if exact.any():
             ddx = _solve(np.eye(d.shape[1]) - J[exact], tz[exact][..., None])[..., 0]
-            du[exact] = -ddx * ((self.b - self.a) * np.sin(2 * th[exact]))[:, None] / (1.0 + d[exact]) ** 2
+            du[exact] = u_slope(1.0 / (1.0 + d[exact]), ddx, th[exact], self.b - self.a)
         if J0 is not None:
             J = np.where(exact[:, None, None], J, J0)
         if not conv.all():
@@ -791,8 +807,8 @@ class _Expansion:
                 # values and slopes at every node: the Hermite interpolant (degree 2n - 1)
                 # predicts the new nodes about as well as the new level will interpolate,
                 # unless the slopes' own error (single-precision Jacobians, amplified near
-                # the edges by I - J) dominates; its tail tells
-                # does not show that noise: a clear win only
+                # the edges by I - J) dominates, which its tail does not show: it is
+                # taken on a clear win only
                 ch = hermite_coefficients(t, U, (np.pi / 4.0) * DU)
                 herr = float(np.max(np.abs(ch[-4:]))) / scale
                 if herr < 0.01 * gerr:

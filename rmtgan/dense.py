@@ -108,7 +108,28 @@ try:  # LAPACK >= 3.3; present in every SciPy that ships cython_lapack
 except Exception:  # pragma: no cover - very old SciPy
     _SYTRI2, _GETRF, _GETRI = {}, {}, {}
 
-_LWORK: dict = {}  # (dtype, p) -> optimal ?getri workspace
+_LWORK: dict = {}  # (routine, dtype, p) -> optimal workspace
+
+
+def _with_workspace(fn, args: list, dtype, p: int) -> int:
+    """Call a LAPACK routine whose last arguments are ``work, lwork, info``; returns ``info``.
+
+    The optimal ``lwork`` is asked once per routine, dtype and size (``lwork = -1``)
+    and remembered.
+    """
+    info = ctypes.c_int(0)
+    key = (id(fn), np.dtype(dtype), p)
+    lw = _LWORK.get(key)
+    if lw is None:
+        query = np.zeros(2, dtype)
+        lwork = ctypes.c_int(-1)
+        fn(*args, query.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
+        lw = _LWORK[key] = max(int(np.real(query[0])), p, 1)
+    work = np.empty(lw, dtype)
+    lwork = ctypes.c_int(lw)
+    info = ctypes.c_int(0)
+    fn(*args, work.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
+    return int(info.value)
 
 
 def _lu_inverse(A: np.ndarray) -> np.ndarray | None:
@@ -134,41 +155,21 @@ def _lu_inverse(A: np.ndarray) -> np.ndarray | None:
         raise ValueError(f"?getrf: illegal argument {-info.value}")
     if info.value > 0:
         return None
-    key = (a.dtype, p)
-    lw = _LWORK.get(key)
-    if lw is None:
-        query = np.zeros(1, a.dtype)
-        lwork = ctypes.c_int(-1)
-        _GETRI[a.dtype](ctypes.addressof(n), a.ctypes.data, ctypes.addressof(n), ipiv.ctypes.data,
-                        query.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
-        lw = _LWORK[key] = max(int(np.real(query[0])), p)
-    work = np.empty(lw, a.dtype)
-    lwork = ctypes.c_int(lw)
-    _GETRI[a.dtype](ctypes.addressof(n), a.ctypes.data, ctypes.addressof(n), ipiv.ctypes.data,
-                    work.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
-    if info.value < 0:  # pragma: no cover - a bug here, not a property of A
-        raise ValueError(f"?getri: illegal argument {-info.value}")
-    return a if info.value == 0 else None
+    info = _with_workspace(_GETRI[a.dtype], [ctypes.addressof(n), a.ctypes.data, ctypes.addressof(n),
+                                             ipiv.ctypes.data], a.dtype, p)
+    if info < 0:  # pragma: no cover - a bug here, not a property of A
+        raise ValueError(f"?getri: illegal argument {-info}")
+    return a if info == 0 else None
 
 
 def _sytri2(lu: np.ndarray, ipiv: np.ndarray) -> int:
     """In-place ``?sytri2`` on the Fortran-ordered Bunch--Kaufman factor (lower); returns ``info``."""
-    fn = _SYTRI2[lu.dtype]
     n = ctypes.c_int(lu.shape[0])
-    info = ctypes.c_int(0)
     ipiv = np.ascontiguousarray(ipiv, dtype=np.int32)
     uplo = ctypes.c_char(b"L")
-    query = np.zeros(2, lu.dtype)
-    lwork = ctypes.c_int(-1)
     args = [ctypes.addressof(uplo), ctypes.addressof(n), lu.ctypes.data, ctypes.addressof(n),
             ipiv.ctypes.data]
-    fn(*args, query.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
-    lw = max(int(np.real(query[0])), 1)
-    work = np.empty(lw, lu.dtype)
-    lwork = ctypes.c_int(lw)
-    info = ctypes.c_int(0)
-    fn(*args, work.ctypes.data, ctypes.addressof(lwork), ctypes.addressof(info))
-    return int(info.value)
+    return _with_workspace(_SYTRI2[lu.dtype], args, lu.dtype, lu.shape[0])
 
 
 @njit(cache=True, nogil=True)
@@ -549,11 +550,7 @@ class DenseBackend:
         with _one_blas_thread():
             futures = [_pool(self.workers).submit(_as_worker(task)) for task in tasks]
             wait(futures)
-        errors = [f.exception() for f in futures]
-        for exc in errors:
-            if exc is not None:
-                raise exc
-        return [f.result() for f in futures]
+        return [f.result() for f in futures]  # the first error in task order is raised
 
     def _map(self, fn, m: int) -> list:
         """``[fn(j) for j in range(m)]``, on worker threads when that pays; ticks per point."""
@@ -663,7 +660,7 @@ class DenseBackend:
         """``Q_a = C_a R`` for all classes, ``(k, p, p)``: one real ``dgemm`` (``sgemm`` if ``single``)."""
         t0 = time.perf_counter()
         if single:
-            if self._cov_stack32 is None:
+            if self._cov_stack32 is None:  # made once (a concurrent first use makes the same array)
                 self._cov_stack32 = self._cov_stack.astype(np.float32)
             if np.iscomplexobj(R):
                 Q = (self._cov_stack32 @ _as_real_view(R).astype(np.float32)).view(np.complex64)
@@ -718,9 +715,6 @@ class DenseBackend:
         t = np.empty((m, k), np.complex128)
         J = np.empty((m, k, k), np.complex128) if jac else None
         tz = np.empty((m, k), np.complex128) if jac else None
-        if fast_jac and jac and self._cov_stack32 is None:
-            self._cov_stack32 = self._cov_stack.astype(np.float32)
-
         def one(j):
             tj, Jj, tzj, _, _ = self._point(z[j], _real_if_real(z[j], delta[j]), jac, fast_jac)
             t[j] = tj

@@ -275,18 +275,18 @@ class MixtureModel:
 
     def ranks(self, rtol: float = 1e-10) -> list[np.ndarray]:
         """Orthonormal bases of the ranges of the covariances (for the atom at 0)."""
-        out = []
-        for a in range(self._k):
-            if self._eigen is not None:
-                lam = self._eigen.eigenvalues[a]
-                keep = lam > rtol * max(np.max(np.abs(lam)), np.finfo(float).tiny)
-                U = self._eigen.basis
-                out.append(np.eye(self._p)[:, keep] if U is None else U[:, keep])
-            else:
-                w, V = scipy.linalg.eigh(self._cov[a])
-                keep = w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)
-                out.append(V[:, keep])
-        return out
+        return [self._range_basis(a, rtol) for a in range(self._k)]
+
+    def _range_basis(self, a: int, rtol: float = 1e-10) -> np.ndarray:
+        """Orthonormal basis of the range of ``C_a`` (eigenvalues above ``rtol`` of the largest)."""
+        if self._eigen is not None:
+            lam = self._eigen.eigenvalues[a]
+            keep = lam > rtol * max(np.max(np.abs(lam)), np.finfo(float).tiny)
+            U = self._eigen.basis
+            return np.eye(self._p)[:, keep] if U is None else U[:, keep]
+        w, V = scipy.linalg.eigh(self._cov[a])
+        keep = w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)
+        return V[:, keep]
 
     def _full_rank(self, a: int, rtol: float = 1e-10) -> bool:
         """Whether ``C_a`` has rank ``p`` in the sense of :meth:`ranks` (eigenvalues only)."""
@@ -310,16 +310,16 @@ class MixtureModel:
             # a class of full rank spans everything: bases (eigenvectors) are needed only
             # for unions of rank-deficient classes
             full = [self._full_rank(a) for a in range(k)]
-            bases = None
+            bases: dict[int, np.ndarray] = {}
 
             def dims(S):
-                nonlocal bases
                 if not S:
                     return 0
                 if any(full[a] for a in S):
                     return self._p
-                if bases is None:
-                    bases = self.ranks()
+                for a in S:
+                    if a not in bases:
+                        bases[a] = self._range_basis(a)
                 B = np.concatenate([bases[a] for a in S], axis=1)
                 if B.shape[1] == 0:
                     return 0
