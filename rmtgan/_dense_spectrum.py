@@ -683,6 +683,28 @@ def hermite_coefficients(t: np.ndarray, values: np.ndarray, slopes: np.ndarray) 
     return c.reshape((N,) + values.shape[1:])
 
 
+def hopeless(tail: float, prev: float, n: int, target: float) -> bool:
+    r"""Whether a Lobatto series whose tail went ``prev -> tail`` (at ``(n + 1) / 2 -> n`` nodes) cannot resolve.
+
+    A tail decaying like ``exp(-alpha n)`` squares its ratio ``tail / prev`` with each
+    doubling of ``n``.  That is optimistic for a slowly (algebraically) decaying
+    tail, the mark of a feature narrower than the node spacing, but a tail can also
+    decay faster once such a feature is resolved: a margin of 100 covers that.  When
+    the extrapolated tail at :data:`MAX_NODES` is still above ``100 target``, the
+    remaining levels (most of the evaluations) are skipped and adaptive panels take
+    over.  Judged from 65 nodes on: before that a series may not have started to
+    converge yet.
+    """
+    if n < 65 or not (0.0 < prev < np.inf):
+        return False
+    ratio = tail / prev
+    while n < MAX_NODES and ratio < 1.0:
+        ratio = ratio * ratio
+        tail = tail * ratio
+        n = 2 * n - 1
+    return tail > 100.0 * target
+
+
 def _tail(c: np.ndarray) -> float:
     c = np.abs(c).reshape(c.shape[0], -1)
     top = np.max(c, axis=0)
@@ -793,7 +815,7 @@ class _Expansion:
             if tail <= self.tols["tail"] or (n >= 33 and tail <= self.tols["plateau"] and stalled):
                 self.resolved = True
                 break
-            if n >= MAX_NODES:
+            if n >= MAX_NODES or hopeless(tail, prev, n, self.tols["plateau"]):
                 break
             prev = tail
             n2 = 2 * n - 1

@@ -180,6 +180,28 @@ def test_hermite_predictor_against_closed_forms():
     assert plain >= 0.1 * top * rho ** -17  # degree 16: the plain interpolant is far worse
 
 
+def test_hopeless_series_extrapolates_geometric_decay_exactly():
+    """A tail ``exp(-alpha n)`` is extrapolated exactly; algebraic decay is given up on."""
+    from rmtgan._dense_spectrum import MAX_NODES, hopeless
+
+    def tail(n, alpha):
+        return np.exp(-alpha * (n - 1))
+
+    # geometric decay reaching 1e-12 at MAX_NODES: still worth it, and so with less than
+    # the margin of 100 to spare; 1e4 short of it: given up at 65 nodes
+    alpha = -np.log(1e-12) / (MAX_NODES - 1)
+    assert not hopeless(tail(65, alpha), tail(33, alpha), 65, 1e-12)
+    assert not hopeless(tail(65, alpha), tail(33, alpha), 65, 1e-13)
+    assert hopeless(tail(65, alpha), tail(33, alpha), 65, 1e-16)
+    # algebraic decay n^-2 (a feature narrower than the node spacing) cannot reach 1e-10;
+    # neither can a tail that stopped decreasing
+    assert hopeless(65.0 ** -2, 33.0 ** -2, 65, 1e-10)
+    assert hopeless(1e-3, 1e-3, 129, 1e-10)
+    # too early to judge, or no previous level
+    assert not hopeless(1e-3, 1e-3, 33, 1e-10)
+    assert not hopeless(1e-3, np.inf, 65, 1e-10)
+
+
 # --------------------------------------------------------------------------- threads
 def test_workers_do_not_change_results():
     """Points spread over threads give the serial numbers bit for bit, counts included.
