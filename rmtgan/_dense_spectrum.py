@@ -684,7 +684,7 @@ def hermite_coefficients(t: np.ndarray, values: np.ndarray, slopes: np.ndarray) 
 
 
 def hopeless(tail: float, prev: float, n: int, target: float) -> bool:
-    r"""Whether a Lobatto series whose tail went ``prev -> tail`` (at ``(n + 1) / 2 -> n`` nodes) cannot resolve.
+    r"""Whether a Lobatto series whose tail went ``prev -> tail`` (``(n + 1) / 2 -> n`` nodes) cannot resolve.
 
     A tail decaying like ``exp(-alpha n)`` squares its ratio ``tail / prev`` with each
     doubling of ``n``.  That is optimistic for a slowly (algebraically) decaying

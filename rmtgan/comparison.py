@@ -41,7 +41,7 @@ import numpy as np
 
 from rmtgan._validation import as_labels, as_numeric_matrix, check_finite_block
 from rmtgan.empirical import class_alignment_matrix, gram_eigenvalues, leading_eigenpairs
-from rmtgan.model import MixtureModel
+from rmtgan.model import MixtureModel, check_same_bulk
 from rmtgan.spikes import GramSpikes, _jsonable, gram_spikes
 
 __all__ = ["Comparison", "EmpiricalComparison", "compare"]
@@ -539,9 +539,10 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
         raise TypeError(f"spikes must be a GramSpikes, got {type(spikes).__name__}")
     if spikes.sizes is not None and not np.array_equal(spikes.sizes, model.sizes):
         raise ValueError("spikes were computed for other class sizes than the model's")
-    other = spectrum.model
-    if other.p != model.p or not np.array_equal(other.sizes, model.sizes):
-        raise ValueError("spectrum was computed for another model (p or sizes differ)")
+    if spikes.fingerprint is not None and spikes.fingerprint != model.fingerprint():
+        raise ValueError("spikes were computed for a model with other moments "
+                         "(MixtureModel.fingerprint() differs)")
+    check_same_bulk(spectrum.model, model, "spectrum")
     total = spikes.n_spikes
     if n_spikes is None:
         s = total

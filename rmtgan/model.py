@@ -19,6 +19,7 @@ use and takes the fast path.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
@@ -36,6 +37,18 @@ SYMMETRY_RTOL = 1e-8
 PSD_RTOL = 1e-9
 #: relative tolerance under which covariances are declared to commute.
 COMMUTE_RTOL = 1e-10
+
+
+def _frozen(arr: np.ndarray, source=None) -> np.ndarray:
+    """``arr`` as a read-only array the model owns (copied when it may share memory with ``source``).
+
+    A model is validated once, when it is built: neither the caller's array nor one a
+    property hands out may change it afterwards.
+    """
+    if source is not None and np.may_share_memory(arr, np.asarray(source)):
+        arr = arr.copy()
+    arr.setflags(write=False)
+    return arr
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,7 @@ class MixtureModel:
         for a in range(k):
             _check_covariance(cov[a], a)
         self._init_common(means, sizes, k, p)
-        self._cov = cov
+        self._cov = _frozen(cov, covariances)
         self._eigen: EigenForm | None = None
         self._eigen_checked = False
 
@@ -134,7 +147,7 @@ class MixtureModel:
                 )
         U = None
         if basis is not None:
-            U = as_real_array(basis, "basis", ndim=2)
+            U = _frozen(as_real_array(basis, "basis", ndim=2), basis)
             if U.shape != (p, p):
                 raise ValueError(f"basis must have shape (p, p) = ({p}, {p}), got {U.shape}")
             err = np.max(np.abs(U.T @ U - np.eye(p)))
@@ -143,7 +156,7 @@ class MixtureModel:
         self = cls.__new__(cls)
         self._init_common(means, sizes, k, p)
         self._cov = None
-        self._eigen = EigenForm(lam, U)
+        self._eigen = EigenForm(_frozen(lam, eigenvalues), U)
         self._eigen_checked = True
         return self
 
@@ -188,11 +201,13 @@ class MixtureModel:
             mu = as_real_array(means, "means")
             if mu.shape != (k, p):
                 raise ValueError(f"means must have shape (k, p) = ({k}, {p}), got {mu.shape}")
-        self._means = mu
-        self._sizes = n_a
+        self._means = _frozen(mu, means)
+        self._sizes = _frozen(n_a, sizes)
         self._k = k
         self._p = p
         self._factors: list[np.ndarray] | None = None
+        self._digests: dict[bool, str] = {}
+        self._bulk_of: MixtureModel | None = None
         self.class_labels = np.arange(k)
 
     # ---------------------------------------------------------------- properties
@@ -228,18 +243,19 @@ class MixtureModel:
 
     @property
     def means(self) -> np.ndarray:
-        """Class means, shape (k, p)."""
+        """Class means, shape (k, p) (read-only)."""
         return self._means
 
     @property
     def covariances(self) -> np.ndarray:
-        """Dense covariances, shape (k, p, p) (materialised for eigen-form models)."""
+        """Dense covariances, shape (k, p, p) (read-only; materialised for eigen-form models)."""
         if self._cov is None:
             lam, U = self._eigen.eigenvalues, self._eigen.basis
             if U is None:
-                self._cov = np.stack([np.diag(la) for la in lam])
+                cov = np.stack([np.diag(la) for la in lam])
             else:
-                self._cov = np.einsum("ij,aj,kj->aik", U, lam, U)
+                cov = np.einsum("ij,aj,kj->aik", U, lam, U)
+            self._cov = _frozen(cov)
         return self._cov
 
     @property
@@ -259,6 +275,37 @@ class MixtureModel:
     def is_commuting(self) -> bool:
         """Whether the fast (commuting) path applies."""
         return self.eigen is not None
+
+    def fingerprint(self, means: bool = True) -> str:
+        """A digest of the moments the predictions depend on.
+
+        The bulk spectrum depends on the sizes and the covariances only
+        (``means=False``); the spikes and eigenvectors on the means too.  Results
+        computed for one model and handed to a function with another are checked with
+        it.  The digest is of the stored form (dense, or eigenvalues and basis): the
+        same covariances built both ways have different digests.  Variants keep it
+        where the moments it covers are unchanged (:meth:`with_means` keeps the bulk's).
+        """
+        key = bool(means)
+        if not key and self._bulk_of is not None:
+            return self._bulk_of.fingerprint(means=False)
+        if key not in self._digests:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(np.array([self._k, self._p], np.int64).tobytes())
+            h.update(np.ascontiguousarray(self._sizes, np.int64).tobytes())
+            if key:
+                h.update(b"bulk:" + self.fingerprint(means=False).encode())
+                h.update(np.ascontiguousarray(self._means).tobytes())
+            elif self._cov is not None:
+                h.update(b"dense")
+                h.update(np.ascontiguousarray(self._cov).tobytes())
+            else:
+                h.update(b"eigen")
+                h.update(np.ascontiguousarray(self._eigen.eigenvalues).tobytes())
+                if self._eigen.basis is not None:
+                    h.update(np.ascontiguousarray(self._eigen.basis).tobytes())
+            self._digests[key] = h.hexdigest()
+        return self._digests[key]
 
     def traces(self) -> np.ndarray:
         """``(1/p) tr C_a`` for each class."""
@@ -354,15 +401,19 @@ class MixtureModel:
         diagonal = self._eigen_checked and self._eigen is not None and self._eigen.basis is None
         if self._cov is None or diagonal:
             e = self.eigen
-            return MixtureModel.from_eigen(e.eigenvalues * scale, sizes, means=means, basis=e.basis)
-        new = MixtureModel.__new__(MixtureModel)
-        new._init_common(means, sizes, self._k, self._p)
-        new._cov = self._cov * scale
-        new._eigen_checked = self._eigen_checked
-        if self._eigen is not None:
-            new._eigen = EigenForm(self._eigen.eigenvalues * scale, self._eigen.basis)
+            new = MixtureModel.from_eigen(e.eigenvalues * scale, sizes, means=means, basis=e.basis)
         else:
-            new._eigen = None
+            new = MixtureModel.__new__(MixtureModel)
+            new._init_common(means, sizes, self._k, self._p)
+            new._cov = self._cov if scale == 1.0 else _frozen(self._cov * scale)  # read-only: shared
+            new._eigen_checked = self._eigen_checked
+            if self._eigen is not None:
+                new._eigen = EigenForm(_frozen(self._eigen.eigenvalues * scale), self._eigen.basis)
+            else:
+                new._eigen = None
+        new.class_labels = np.array(self.class_labels)  # the same classes
+        if sizes is self._sizes and scale == 1.0:
+            new._bulk_of = self  # the same bulk (with_means): the same bulk digest
         return new
 
     # ------------------------------------------------------------------ sampling
@@ -433,6 +484,20 @@ class MixtureModel:
         return f"MixtureModel(k={self._k}, p={self._p}, sizes={self._sizes.tolist()}, {kind})"
 
 
+def check_same_bulk(other: MixtureModel, model: MixtureModel, what: str) -> None:
+    """Raise ``ValueError`` unless ``other`` has the sizes and covariances of ``model``."""
+    if other is model:
+        return
+    if other.p != model.p or other.k != model.k or not np.array_equal(other.sizes, model.sizes):
+        raise ValueError(
+            f"{what} was computed for a model with p = {other.p}, sizes = {other.sizes.tolist()}, "
+            f"but this model has p = {model.p}, sizes = {model.sizes.tolist()}"
+        )
+    if other.fingerprint(means=False) != model.fingerprint(means=False):
+        raise ValueError(f"{what} was computed for a model with other covariances "
+                         "(MixtureModel.fingerprint(means=False) differs)")
+
+
 def _check_covariance(c: np.ndarray, a: int) -> None:
     scale = float(np.max(np.abs(c)))
     asym = float(np.max(np.abs(c - c.T)))
@@ -456,7 +521,7 @@ def _detect_commuting(cov: np.ndarray) -> EigenForm | None:
     k, p = cov.shape[0], cov.shape[1]
     offdiag = np.abs(cov).sum(axis=(1, 2)) - np.abs(np.diagonal(cov, axis1=1, axis2=2)).sum(axis=1)
     if np.all(offdiag == 0):
-        return EigenForm(np.diagonal(cov, axis1=1, axis2=2).copy(), None)
+        return EigenForm(_frozen(np.diagonal(cov, axis1=1, axis2=2).copy()), None)
     norms = np.linalg.norm(cov, axis=(1, 2))
     for a, b in combinations(range(k), 2):
         comm = cov[a] @ cov[b]
@@ -474,7 +539,7 @@ def _detect_commuting(cov: np.ndarray) -> EigenForm | None:
         off = np.linalg.norm(D - np.diag(lam[a]))
         if off > COMMUTE_RTOL * 10 * max(norms[a], np.finfo(float).tiny):
             return None
-    return EigenForm(lam, U)
+    return EigenForm(_frozen(lam), _frozen(U))
 
 
 class MomentAccumulator:

@@ -513,13 +513,14 @@ class GramSpectrum:
     def cdf(self, x) -> np.ndarray:
         """``P(lambda <= x)`` for an eigenvalue ``lambda`` of ``G`` drawn at random."""
         xa = as_real_points(x, "x")
-        out = np.where(xa >= 0, self.atom, 0.0)
+        flat = xa.reshape(-1)
+        out = np.where(flat >= 0, self.atom, 0.0)
         for iv in self.intervals:
-            out = out + np.where(xa >= iv.right, iv.mass, 0.0)
-            sel = (xa > iv.left) & (xa < iv.right)
+            out += np.where(flat >= iv.right, iv.mass, 0.0)
+            sel = (flat > iv.left) & (flat < iv.right)
             if sel.any():
-                out[sel] += iv.partial_mass(iv.theta(xa[sel]))
-        return np.clip(out, 0.0, 1.0)
+                out[sel] += iv.partial_mass(iv.theta(flat[sel]))
+        return np.clip(out, 0.0, 1.0).reshape(xa.shape)
 
     def quantiles(self, q) -> np.ndarray:
         """Inverse CDF; ``quantiles((i - 0.5) / n)`` are the predicted sorted eigenvalues."""

@@ -77,7 +77,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from rmtgan.model import MixtureModel
+from rmtgan.model import MixtureModel, check_same_bulk
 from rmtgan.solver import DEFAULT_TOL, continuation, make_backend, spectral_scale
 
 __all__ = ["GramSpikes", "PhaseTransitions", "gram_spikes", "phase_transitions"]
@@ -378,6 +378,11 @@ class GramSpikes:
         ``'commuting'`` or ``'dense'``.
     n_evaluations : int
         Fixed-point evaluations spent (the cost unit of the backend).
+    sizes : ndarray of int, shape (k,)
+        The model's class sizes.
+    fingerprint : str
+        :meth:`rmtgan.MixtureModel.fingerprint` of the model (sizes, covariances and
+        means), checked when the result is handed to :func:`rmtgan.compare`.
     """
 
     values: np.ndarray
@@ -407,6 +412,7 @@ class GramSpikes:
     n_evaluations: int
     sizes: np.ndarray = field(repr=False, default=None)
     ranks: np.ndarray = field(default=None)
+    fingerprint: str | None = field(repr=False, default=None)
 
     @property
     def n_spikes(self) -> int:
@@ -472,14 +478,7 @@ def _get_spectrum(model: MixtureModel, spectrum, method: str):
         return gram_spectrum(model, method=method)
     if not isinstance(spectrum, GramSpectrum):
         raise TypeError(f"spectrum must be a GramSpectrum, got {type(spectrum).__name__}")
-    other = spectrum.model
-    if other.p != model.p or other.k != model.k or not np.array_equal(other.sizes, model.sizes):
-        raise ValueError(
-            f"spectrum was computed for a model with p = {other.p}, sizes = {other.sizes.tolist()}, "
-            f"but this model has p = {model.p}, sizes = {model.sizes.tolist()}"
-        )
-    if not np.allclose(other.traces(), model.traces(), rtol=1e-12, atol=0.0):
-        raise ValueError("spectrum was computed for a model with other covariances (traces differ)")
+    check_same_bulk(spectrum.model, model, "spectrum")
     return spectrum
 
 
@@ -591,8 +590,10 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                  near_edge=np.zeros(0, bool), near_degenerate=np.zeros(0, bool), resolution=np.zeros(0),
                  converged=np.zeros(0, bool), quadrature_error=np.zeros(0),
                  quadrature_nodes=np.zeros(0, np.int64), contour_radius=np.zeros(0), sizes=model.sizes,
-                 ranks=np.zeros(0, np.int64))
+                 ranks=np.zeros(0, np.int64), fingerprint=model.fingerprint())
     if not np.any(means):
+        if spectrum is not None:
+            spectrum = _get_spectrum(model, spectrum, method)  # checked all the same
         spec_support = [] if spectrum is None else list(spectrum.support)
         atom = float(model.zero_mass()) if spectrum is None else float(spectrum.atom)
         return GramSpikes(**empty, regions=[], counts=[], support=spec_support, atom=atom, success=True,
@@ -736,7 +737,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                       converged=conv, quadrature_error=qerr, quadrature_nodes=qn, contour_radius=radius,
                       counts=counts, support=support, atom=float(spec.atom), success=success, message=msg,
                       method=backend.name, n_evaluations=int(backend.n_evaluations), sizes=model.sizes,
-                      ranks=ranks)
+                      ranks=ranks, fingerprint=model.fingerprint())
 
 
 def _count_above(res: _Resolvent, spec, model: MixtureModel, x: float) -> tuple[int, float]:

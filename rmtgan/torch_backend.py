@@ -65,7 +65,11 @@ class TorchDenseBackend(DenseBackend):
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' requested but torch sees no CUDA device")
         self.device = dev
-        self._cov_r = torch.as_tensor(self.cov, device=dev)
+        with warnings.catch_warnings():
+            # the model's covariances are read-only; the tensor shares them on the CPU and
+            # is only ever read
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self._cov_r = torch.as_tensor(self.cov, device=dev)
         self._cov_c = self._cov_r.to(torch.complex128)
         probe = np.cos(np.arange(self.p) * 0.7548776662466927 + 0.3)
         self._probe = torch.as_tensor(probe, device=dev).to(torch.complex128)

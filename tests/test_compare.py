@@ -229,6 +229,12 @@ def test_bad_options(small):
     other = gram_spikes(m.with_sizes([30, 30, 31]))
     with pytest.raises(ValueError, match="sizes"):
         compare(m, X, lab, spikes=other)
+    # results for other moments with the same p and sizes: rejected, not used
+    scaled = m.scaled(4.0)
+    with pytest.raises(ValueError, match="other covariances"):
+        compare(m, X, lab, spectrum=gram_spectrum(scaled), spikes=spk)
+    with pytest.raises(ValueError, match="other moments"):
+        compare(m, X, lab, spikes=gram_spikes(m.with_means(2.0 * m.means)))
     res = compare(m, X, lab, spikes=spk, n_spikes=0, surrogate=False)
     assert res.spike_values.size == 0 and res.features.bulk_eigenvalues.size == m.p - spk.n_spikes
 

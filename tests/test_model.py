@@ -190,3 +190,61 @@ def test_scaled_and_variants():
     assert m.with_sizes([7]).n == 7
     with pytest.raises(ValueError, match="scale"):
         m.scaled(-1.0)
+
+
+def test_model_owns_read_only_arrays():
+    """Validation holds for the model's lifetime: neither the caller's arrays nor the properties change it."""
+    p = 6
+    cov = np.stack([np.eye(p), 2.0 * np.eye(p)])
+    cov[1, 0, 1] = cov[1, 1, 0] = 0.5
+    mu = np.zeros((2, p))
+    sizes = np.array([8, 9])
+    m = MixtureModel(mu, cov, sizes)
+    cov[0, 0, 1] = 7.0  # would make class 0 non-symmetric
+    mu[0, 0] = np.nan
+    sizes[0] = -3
+    assert m.covariances[0, 0, 1] == 0.0 and m.means[0, 0] == 0.0 and m.sizes.tolist() == [8, 9]
+    for arr in (m.covariances, m.means):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = 1.0
+    lam = np.ones((1, p))
+    e = MixtureModel.from_eigen(lam, [12], basis=_rotation(p, 1))
+    lam[0, 0] = -5.0
+    assert e.eigen.eigenvalues[0, 0] == 1.0
+    for arr in (e.eigen.eigenvalues, e.eigen.basis, e.covariances):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = -5.0
+    d = MixtureModel(np.zeros((2, p)), np.stack([np.eye(p), np.diag(np.arange(1.0, p + 1))]), [5, 5])
+    assert d.is_commuting
+    with pytest.raises(ValueError, match="read-only"):
+        d.eigen.eigenvalues[0, 0] = -1.0
+
+
+def test_variants_keep_class_labels():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    y = np.repeat(["cat", "dog"], 20)
+    m = MixtureModel.from_features(X, y)
+    for v in (m.with_sizes([30, 31]), m.with_means(np.ones((2, 3))), m.scaled(2.0)):
+        assert v.class_labels.tolist() == ["cat", "dog"]
+    e = MixtureModel.from_eigen(np.ones((2, 3)), [4, 5])
+    e.class_labels = np.array([7, 3])
+    assert e.with_sizes([6, 6]).class_labels.tolist() == [7, 3]
+
+
+def test_fingerprint_separates_moments():
+    p = 8
+    Q = _rotation(p, 2)
+    lam = np.linspace(0.02, 1.98, p)
+    a = MixtureModel(np.zeros((1, p)), np.eye(p)[None], [16])
+    b = MixtureModel(np.zeros((1, p)), ((Q * lam) @ Q.T)[None], [16])  # the same trace
+    assert np.isclose(a.traces()[0], b.traces()[0])
+    assert a.fingerprint(means=False) != b.fingerprint(means=False)
+    assert a.fingerprint(means=False) == MixtureModel(np.zeros((1, p)), np.eye(p)[None], [16]).fingerprint(False)
+    moved = a.with_means(np.ones((1, p)))
+    assert moved.fingerprint(means=False) == a.fingerprint(means=False)  # the same bulk
+    assert moved.fingerprint() != a.fingerprint()
+    assert a.with_sizes([17]).fingerprint(False) != a.fingerprint(False)
+    assert a.scaled(2.0).fingerprint(False) != a.fingerprint(False)
+    e = MixtureModel.from_eigen(np.ones((1, p)), [16])
+    assert e.with_means(np.ones((1, p))).fingerprint(False) == e.fingerprint(False)

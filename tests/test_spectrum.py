@@ -275,6 +275,19 @@ def test_bad_queries():
         spec.density([1 + 1j])
 
 
+@pytest.mark.parametrize("method", ["commuting", "dense"])
+def test_queries_keep_the_shape_of_their_argument(method):
+    spec = gram_spectrum(mp_model(2.0, p=50), method=method)
+    x = np.array([[0.5, 1.7], [2.9, 6.0]])  # inside and outside the support
+    for f, arg in ((spec.cdf, x), (spec.density, x), (spec.quantiles, x / 10.0)):
+        full = f(arg)
+        assert full.shape == x.shape
+        for i, j in np.ndindex(*x.shape):
+            one = f(float(arg[i, j]))  # a scalar: a 0-d array
+            assert isinstance(one, np.ndarray) and one.shape == ()
+            assert one == full[i, j]
+
+
 def test_zero_covariance_class_is_all_atom():
     model = MixtureModel.from_eigen(np.zeros((1, 10)), [20])
     spec = gram_spectrum(model)

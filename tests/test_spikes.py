@@ -229,7 +229,9 @@ def test_dense_path_equals_commuting_path():
     ref = gram_spikes(m, spectrum=spec, method="commuting")
     assert ref.success and ref.n_spikes >= 2
     rot = rotated(m, 5)
-    dense = gram_spikes(rot, spectrum=spec, method="dense")
+    with pytest.raises(ValueError, match="other covariances"):
+        gram_spikes(rot, spectrum=spec, method="dense")  # the same spectrum, but not the same model
+    dense = gram_spikes(rot, method="dense")
     assert dense.method == "dense" and dense.success, dense.message
     np.testing.assert_allclose(dense.values, ref.values, rtol=1e-10)
     np.testing.assert_allclose(dense.alignment_matrices, ref.alignment_matrices, atol=1e-8)
@@ -436,6 +438,18 @@ def test_bad_input():
         gram_spikes(m, spectrum=other)
     with pytest.raises(TypeError, match="GramSpectrum"):
         gram_spikes(m, spectrum=object())
+    # the same p, sizes and traces, other covariances (eigenvalues 0.02 ... 1.98 for I)
+    lam = np.linspace(0.02, 1.98, 30)
+    Q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((30, 30)))
+    twin = MixtureModel(np.zeros((1, 30)), ((Q * lam) @ Q.T)[None], [90])
+    with pytest.raises(ValueError, match="other covariances"):
+        gram_spikes(m, spectrum=gram_spectrum(twin))
+    zero = m.with_means(np.zeros((1, 30)))  # no spikes: the spectrum is checked all the same
+    with pytest.raises(TypeError, match="GramSpectrum"):
+        gram_spikes(zero, spectrum="bogus")
+    with pytest.raises(ValueError, match="other covariances"):
+        gram_spikes(zero, spectrum=gram_spectrum(twin))
+    assert gram_spikes(zero, spectrum=gram_spectrum(m)).n_spikes == 0  # the same bulk as m
     with pytest.raises(ValueError, match="direction"):
         phase_transitions(m, direction=np.zeros((2, 30)))
     with pytest.raises(ValueError, match="zero"):
