@@ -49,7 +49,9 @@ def as_points(z, name: str = "z") -> np.ndarray:
 
 
 def as_real_points(x, name: str = "x") -> np.ndarray:
-    """Return real evaluation points as float64; NaN/inf/complex are rejected."""
+    """Return real evaluation points as float64; NaN/inf/complex/bool are rejected."""
+    if np.asarray(x).dtype == np.bool_:
+        raise TypeError(f"{name} must hold numbers, got booleans")
     return as_real_array(x, name)
 
 
@@ -68,6 +70,8 @@ def as_sizes(sizes, name: str = "sizes") -> np.ndarray:
             raise ValueError(f"{name}[{a}] must be a positive integer, got {v!r}")
         if v <= 0:
             raise ValueError(f"{name}[{a}] must be positive, got {v!r}")
+        if v > 2 ** 53:  # beyond exact floats, and sums would overflow int64
+            raise ValueError(f"{name}[{a}] = {v!r} is too large (at most 2**53)")
         out[a] = int(v)
     return out
 
@@ -78,6 +82,42 @@ def as_positive_int(v, name: str) -> int:
     if v <= 0:
         raise ValueError(f"{name} must be positive, got {v!r}")
     return int(v)
+
+
+def as_workers(workers) -> int | None:
+    """A thread count: ``None`` (the default) or a positive integer."""
+    if workers is None:
+        return None
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, numbers.Integral):
+        raise TypeError(f"workers must be a positive int or None, got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    return int(workers)
+
+
+#: smallest accepted solver tolerance: residuals are computed in double precision.
+MIN_TOL = 1e-15
+
+
+def as_tolerance(tol, name: str = "tol") -> float:
+    """A relative tolerance in ``[MIN_TOL, 1)`` as a float, or raise naming ``name``."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {tol!r}")
+    t = float(tol)
+    if not (np.isfinite(t) and 0 < t < 1):
+        raise ValueError(f"{name} must be in (0, 1), got {tol!r}")
+    if t < MIN_TOL:
+        raise ValueError(f"{name} = {t:.3g} is below {MIN_TOL:g}, which double precision cannot reach")
+    return t
+
+
+def label_group(kind: str) -> str:
+    """The family of a label dtype ``kind``: integers of any width are one (``'numeric'``).
+
+    Labels of different families cannot be sorted together, so a stream of batches
+    must keep to one.
+    """
+    return "numeric" if kind in "iu" else kind
 
 
 def as_labels(labels, n: int, name: str = "labels") -> np.ndarray:

@@ -527,6 +527,17 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
         raise ValueError(f"n_vectors must be a positive integer, got {n_vectors!r}")
     if not isinstance(surrogate, (bool, np.bool_)):
         raise TypeError(f"surrogate must be a bool, got {surrogate!r}")
+    if isinstance(density_points, bool) or not isinstance(density_points, numbers.Integral):
+        raise TypeError(f"density_points must be an integer, got {density_points!r}")
+    if density_points < 0:
+        raise ValueError(f"density_points must be >= 0 (0 skips the density), got {density_points!r}")
+    if surrogate:
+        # checked before any prediction is computed
+        try:
+            surrogate_rng = np.random.default_rng(surrogate_seed)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"surrogate_seed must be a seed or a numpy Generator, got {surrogate_seed!r}: "
+                            f"{exc}") from None
     from rmtgan.spectrum import GramSpectrum, gram_spectrum
 
     if spectrum is None:
@@ -570,7 +581,7 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
     feat = _empirical("features", X, cls, model, spectrum, spikes, s, cluster, n_vectors, problems)
     sur = None
     if surrogate:
-        data_s, lab_s = model.sample(rng=surrogate_seed)
+        data_s, lab_s = model.sample(rng=surrogate_rng)
         sur = _empirical("surrogate", data_s, lab_s.astype(np.int64), model, spectrum, spikes, s, cluster,
                          n_vectors, problems)
     top = max([float(feat.eigenvalues[-1])] + ([float(sur.eigenvalues[-1])] if sur is not None else [])

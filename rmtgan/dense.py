@@ -62,6 +62,7 @@ from numba import njit
 from scipy.linalg import lapack
 
 from rmtgan._cpus import available_cores
+from rmtgan._validation import as_workers
 
 __all__ = ["DenseBackend", "InversionError", "negative_count", "symmetric_inverse"]
 
@@ -499,13 +500,8 @@ class DenseBackend:
     def __init__(self, model, *, inverse: str = "getri", workers: int | None = None):
         if inverse not in ("sytri2", "getri"):
             raise ValueError(f"inverse must be 'sytri2' or 'getri', got {inverse!r}")
-        if workers is None:
-            workers = available_cores()
-        elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)):
-            raise TypeError(f"workers must be a positive int or None, got {type(workers).__name__}")
-        elif workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self.workers = int(workers)
+        workers = as_workers(workers)
+        self.workers = available_cores() if workers is None else workers
         self.k = model.k
         self.p = model.p
         self.c = np.asarray(model.ratios, dtype=np.float64)

@@ -33,6 +33,7 @@ from rmtgan._validation import (
     as_positive_int,
     as_real_array,
     check_finite_block,
+    label_group,
 )
 
 __all__ = [
@@ -128,10 +129,6 @@ def _check_chunk(chunk_size) -> int | None:
     return None if chunk_size is None else as_positive_int(chunk_size, "chunk_size")
 
 
-def _label_group(kind: str) -> str:
-    return "numeric" if kind in "iu" else kind
-
-
 # --------------------------------------------------------------------------- #
 # streaming accumulation
 # --------------------------------------------------------------------------- #
@@ -208,7 +205,7 @@ class GramAccumulator:
         on_block = None
         if labelled:
             lab = as_labels(labels, b)
-            group = _label_group(lab.dtype.kind)
+            group = label_group(lab.dtype.kind)
             if self._label_group is not None and group != self._label_group:
                 raise ValueError(
                     f"labels are of kind {group!r} but earlier batches had labels "

@@ -20,6 +20,7 @@ use and takes the fast path.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
@@ -27,7 +28,7 @@ from itertools import combinations
 import numpy as np
 import scipy.linalg
 
-from rmtgan._validation import as_labels, as_positive_int, as_real_array, as_sizes
+from rmtgan._validation import as_labels, as_positive_int, as_real_array, as_sizes, label_group
 
 __all__ = ["MixtureModel", "MomentAccumulator", "EigenForm"]
 
@@ -390,6 +391,8 @@ class MixtureModel:
 
     def scaled(self, s: float) -> MixtureModel:
         """Covariances multiplied by ``s`` and means by ``sqrt(s)`` (``G -> s G``)."""
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Real):
+            raise TypeError(f"scale must be a real number, got {s!r}")
         s = float(s)
         if not np.isfinite(s) or s <= 0:
             raise ValueError(f"scale must be positive and finite, got {s!r}")
@@ -431,6 +434,14 @@ class MixtureModel:
                 self._factors[a] = V * np.sqrt(np.clip(w, 0.0, None))
         return self._factors[a]
 
+    def _sample_sizes(self, sizes) -> np.ndarray:
+        if sizes is None:
+            return self._sizes
+        sizes = as_sizes(sizes)
+        if len(sizes) != self._k:
+            raise ValueError(f"sizes has {len(sizes)} entries but the model has k = {self._k} classes")
+        return sizes
+
     def sample(self, sizes=None, *, rng=None, chunk_size: int = 4096, dtype=np.float64):
         """Draw a Gaussian-surrogate data set with the model's moments.
 
@@ -442,7 +453,7 @@ class MixtureModel:
             Seed or generator.
         chunk_size : int
             Rows generated per block (bounds the temporary memory).
-        dtype : numpy dtype
+        dtype : numpy floating dtype
             Output dtype (computations are float64).
 
         Returns
@@ -452,11 +463,15 @@ class MixtureModel:
         labels : ndarray, shape (n,)
             Class index of each row.
         """
-        sizes = self._sizes if sizes is None else as_sizes(sizes)
-        if len(sizes) != self._k:
-            raise ValueError(f"sizes has {len(sizes)} entries but the model has k = {self._k} classes")
+        sizes = self._sample_sizes(sizes)
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(f"dtype must be a numpy floating dtype, got {dtype!r}") from exc
+        if dt.kind != "f":
+            raise TypeError(f"dtype must be a floating dtype (Gaussian draws), got {dt}")
         n = int(np.sum(sizes))
-        out = np.empty((n, self._p), dtype=dtype)
+        out = np.empty((n, self._p), dtype=dt)
         labels = np.repeat(np.arange(self._k), sizes)
         for lo, block, _ in self.iter_samples(sizes, rng=rng, chunk_size=chunk_size):
             out[lo:lo + block.shape[0]] = block
@@ -464,7 +479,7 @@ class MixtureModel:
 
     def iter_samples(self, sizes=None, *, rng=None, chunk_size: int = 4096) -> Iterator:
         """Yield ``(offset, block, labels)`` chunks of a Gaussian-surrogate draw."""
-        sizes = self._sizes if sizes is None else as_sizes(sizes)
+        sizes = self._sample_sizes(sizes)
         chunk_size = as_positive_int(chunk_size, "chunk_size")
         gen = np.random.default_rng(rng)
         offset = 0
@@ -562,6 +577,7 @@ class MomentAccumulator:
         self._count: dict = {}
         self._mean: dict = {}
         self._m2: dict = {}
+        self._label_group: str | None = None
 
     def update(self, batch, labels) -> MomentAccumulator:
         """Add a batch ``(b, p)`` with its labels ``(b,)``; returns ``self``."""
@@ -571,6 +587,11 @@ class MomentAccumulator:
         elif X.shape[1] != self._p:
             raise ValueError(f"features have {X.shape[1]} columns, expected p = {self._p}")
         lab = as_labels(labels, X.shape[0])
+        group = label_group(lab.dtype.kind)
+        if self._label_group is not None and group != self._label_group:
+            raise ValueError(f"labels are of kind {group!r} but earlier batches had labels "
+                             f"of kind {self._label_group!r}")
+        self._label_group = group
         for cls in np.unique(lab):
             key = cls.item()
             rows = X[lab == cls]

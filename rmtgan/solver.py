@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmtgan._validation import as_points
+from rmtgan._validation import as_points, as_tolerance, as_workers
 from rmtgan.commuting import CommutingBackend
 from rmtgan.dense import DenseBackend
 from rmtgan.model import MixtureModel
@@ -71,7 +71,8 @@ def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "n
         Torch device (default: ``'cuda'`` when available, else ``'cpu'``).
     workers : int, optional
         Threads of the LAPACK dense path (default: every CPU the process may use;
-        see :class:`rmtgan.dense.DenseBackend`).  Ignored by the other paths.
+        see :class:`rmtgan.dense.DenseBackend`).  Checked on every path, used by
+        that one only.
     """
     if not isinstance(model, MixtureModel):
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
@@ -81,6 +82,7 @@ def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "n
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     if device is not None and backend != "torch":
         raise ValueError("device= needs backend='torch'")
+    workers = as_workers(workers)  # checked whichever path runs
     if method == "commuting" or (method == "auto" and model.is_commuting):
         return CommutingBackend(model)
     if backend == "torch":
@@ -382,8 +384,7 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
     zarr = as_points(z, "z")
     if np.any(zarr == 0):
         raise ValueError("z = 0 is not allowed: delta has a pole there when the covariances leave a kernel")
-    if not (np.isfinite(tol) and 0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    tol = as_tolerance(tol)
     be = make_backend(model, method, backend=backend, device=device, workers=workers)
     flat = zarr.reshape(-1)
     bar = getattr(be, "progress_bar", None)

@@ -32,6 +32,7 @@ interpolated guess, to the solver's tolerance.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rmtgan._panels import adaptive_panels
-from rmtgan._validation import as_points, as_real_points
+from rmtgan._validation import as_points, as_positive_int, as_real_points, as_tolerance
 from rmtgan.model import MixtureModel
 from rmtgan.solver import (
     DEFAULT_TOL,
@@ -159,8 +160,10 @@ class GramSpectrum:
                  workers: int | None = None, progress: bool = False):
         if not isinstance(model, MixtureModel):
             raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
-        if not (0 < tol < 1):
-            raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+        tol = as_tolerance(tol)
+        n_scan = as_positive_int(n_scan, "n_scan")
+        if isinstance(max_refine, bool) or not isinstance(max_refine, numbers.Integral) or max_refine < 0:
+            raise ValueError(f"max_refine must be a non-negative integer, got {max_refine!r}")
         self.model = model
         self.tol = tol
         self._backend = make_backend(model, method, backend=backend, device=device, workers=workers)
@@ -475,6 +478,8 @@ class GramSpectrum:
             solves (relative error below ``1e-9`` at the default ``tol``, see
             ``docs/dense.md``), exact elsewhere.
         """
+        if exact is not None and not isinstance(exact, (bool, np.bool_)):
+            raise TypeError(f"exact must be True, False or None, got {exact!r}")
         xa = as_real_points(x, "x")
         out = np.zeros(xa.shape)
         flat, res = xa.reshape(-1), out.reshape(-1)

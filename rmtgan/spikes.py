@@ -77,6 +77,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from rmtgan._validation import as_tolerance
 from rmtgan.model import MixtureModel, check_same_bulk
 from rmtgan.solver import DEFAULT_TOL, continuation, make_backend, spectral_scale
 
@@ -578,8 +579,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
     """
     _check_model(model)
     near_factor = _check_positive(near_factor, "near_factor")
-    if not (isinstance(tol, (float, int)) and 0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    tol = as_tolerance(tol)
     k = model.k
     backend = make_backend(model, method)
     means = model.means
@@ -905,6 +905,7 @@ def phase_transitions(model: MixtureModel, direction=None, *, spectrum=None, met
     ``sqrt(h)`` term, error ``O(h)``, ``h = 1e-10`` times the spectral scale).
     """
     _check_model(model)
+    tol = as_tolerance(tol)
     k, p = model.k, model.p
     if direction is None:
         D = model.means

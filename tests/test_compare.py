@@ -235,6 +235,12 @@ def test_bad_options(small):
         compare(m, X, lab, spectrum=gram_spectrum(scaled), spikes=spk)
     with pytest.raises(ValueError, match="other moments"):
         compare(m, X, lab, spikes=gram_spikes(m.with_means(2.0 * m.means)))
+    for bad, exc in ((-5, ValueError), (2.5, TypeError), ("a", TypeError), (True, TypeError)):
+        with pytest.raises(exc, match="density_points"):
+            compare(m, X, lab, spikes=spk, density_points=bad)
+    for bad, exc in (("x", TypeError), (-1, ValueError)):
+        with pytest.raises(exc, match="surrogate_seed"):
+            compare(m, X, lab, spikes=spk, surrogate_seed=bad)
     res = compare(m, X, lab, spikes=spk, n_spikes=0, surrogate=False)
     assert res.spike_values.size == 0 and res.features.bulk_eigenvalues.size == m.p - spk.n_spikes
 

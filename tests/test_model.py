@@ -190,6 +190,36 @@ def test_scaled_and_variants():
     assert m.with_sizes([7]).n == 7
     with pytest.raises(ValueError, match="scale"):
         m.scaled(-1.0)
+    for bad in ("2", True, None):
+        with pytest.raises(TypeError, match="scale"):
+            m.scaled(bad)
+
+
+def test_bad_sizes_and_samples_named():
+    m = MixtureModel.isotropic([1.0, 2.0], [4, 5], 3)
+    for big in ([1e30, 3], [2 ** 63, 3]):
+        with pytest.raises(ValueError, match=r"sizes\[0\].*too large"):
+            m.with_sizes(big)
+    for method in (m.sample, lambda s: list(m.iter_samples(s))):
+        with pytest.raises(ValueError, match="k = 2"):
+            method([5])
+        with pytest.raises(ValueError, match="k = 2"):
+            method([5, 5, 5])
+    with pytest.raises(TypeError, match="floating"):
+        m.sample(dtype=int)
+    with pytest.raises(TypeError, match="dtype"):
+        m.sample(dtype="no such type")
+    data, _ = m.sample(rng=0, dtype=np.float32)
+    assert data.dtype == np.float32 and np.any(data != 0)
+
+
+def test_moment_accumulator_keeps_one_kind_of_label():
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    acc = MomentAccumulator().update(X[:10], [0] * 10)
+    with pytest.raises(ValueError, match="kind"):
+        acc.update(X[10:], ["a"] * 10)
+    acc.update(X[10:], np.full(10, 1, np.int8))  # integers of another width are the same kind
+    assert acc.classes == [0, 1] and acc.counts.tolist() == [10, 10]
 
 
 def test_model_owns_read_only_arrays():
@@ -240,7 +270,8 @@ def test_fingerprint_separates_moments():
     b = MixtureModel(np.zeros((1, p)), ((Q * lam) @ Q.T)[None], [16])  # the same trace
     assert np.isclose(a.traces()[0], b.traces()[0])
     assert a.fingerprint(means=False) != b.fingerprint(means=False)
-    assert a.fingerprint(means=False) == MixtureModel(np.zeros((1, p)), np.eye(p)[None], [16]).fingerprint(False)
+    again = MixtureModel(np.zeros((1, p)), np.eye(p)[None], [16])
+    assert a.fingerprint(means=False) == again.fingerprint(means=False)
     moved = a.with_means(np.ones((1, p)))
     assert moved.fingerprint(means=False) == a.fingerprint(means=False)  # the same bulk
     assert moved.fingerprint() != a.fingerprint()

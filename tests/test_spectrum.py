@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rmtgan import MixtureModel, gram_spectrum
+from rmtgan.spectrum import GramSpectrum
 
 
 def mp_model(gamma, p=400):
@@ -273,6 +274,21 @@ def test_bad_queries():
         gram_spectrum(np.eye(3))
     with pytest.raises(TypeError, match="real"):
         spec.density([1 + 1j])
+    with pytest.raises(TypeError, match="exact"):
+        spec.density([1.0], exact="yes")
+    with pytest.raises(TypeError, match="q must hold numbers"):
+        spec.quantiles(True)
+    model = mp_model(2.0, p=20)
+    bad = [(dict(tol="1e-8"), TypeError), (dict(tol=True), TypeError), (dict(tol=[1e-8]), TypeError),
+           (dict(tol=0.0), ValueError), (dict(tol=np.nan), ValueError), (dict(tol=1e-300), ValueError),
+           (dict(n_scan=0), ValueError), (dict(n_scan=2.5), TypeError), (dict(n_scan="96"), TypeError),
+           (dict(max_refine=-1), ValueError), (dict(workers=0), ValueError), (dict(workers="2"), TypeError)]
+    for kw, exc in bad:
+        name = next(iter(kw))
+        with pytest.raises(exc, match=name):  # on the commuting path too
+            GramSpectrum(model, **kw)
+    for t in (np.float32(1e-8), np.float64(1e-8), 1e-15):
+        assert gram_spectrum(model, tol=t).success
 
 
 @pytest.mark.parametrize("method", ["commuting", "dense"])

@@ -452,6 +452,13 @@ def test_bad_input():
     assert gram_spikes(zero, spectrum=gram_spectrum(m)).n_spikes == 0  # the same bulk as m
     with pytest.raises(ValueError, match="direction"):
         phase_transitions(m, direction=np.zeros((2, 30)))
+    for bad, exc in ((-1.0, ValueError), (0.0, ValueError), (5.0, ValueError), (np.nan, ValueError),
+                     ("x", TypeError)):
+        with pytest.raises(exc, match="tol"):
+            phase_transitions(m, tol=bad)
+        with pytest.raises(exc, match="tol"):
+            gram_spikes(m, tol=bad)
+    assert gram_spikes(m, tol=np.float32(1e-8)).success
     with pytest.raises(ValueError, match="zero"):
         phase_transitions(m, direction=np.zeros((1, 30)))
     with pytest.raises(ValueError, match="non-finite"):
