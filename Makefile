@@ -29,7 +29,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks -q --benchmark-enable --benchmark-columns=min,median,mean,rounds
+	$(PY) -m pytest benchmarks -q -m "slow or not slow" --benchmark-enable --benchmark-columns=min,median,mean,rounds
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rmtgan tests benchmarks examples

@@ -453,7 +453,8 @@ class GramSpectrum:
     # ------------------------------------------------------------------ queries
     @property
     def support(self) -> list[tuple[float, float]]:
-        return [(iv.left, iv.right) for iv in self.intervals]
+        """The bulk intervals ``[(left, right), ...]`` in increasing order (Python floats)."""
+        return [(float(iv.left), float(iv.right)) for iv in self.intervals]
 
     @property
     def n_evaluations(self) -> int:

@@ -24,6 +24,10 @@ fraction labelled as their conditioning class is ``gan_accuracy_svc``.
 Usage::
 
     python -m rmtgan.gan.train_digits [--out DIR] [--seed 0] [--what all|gan|cnn] [--threads N]
+
+The files go to ``./digits_weights`` by default, never over the shipped ones unless
+``--out`` names the package's ``rmtgan/gan/weights`` directory; compare the sha256 in
+the two JSON files to check a rebuild.
 """
 
 from __future__ import annotations
@@ -276,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     ap = argparse.ArgumentParser(prog="python -m rmtgan.gan.train_digits",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="output directory (default: the package's)")
+    ap.add_argument("--out", type=Path, default=Path("digits_weights"),
+                    help=f"output directory (default: ./digits_weights; the shipped files are in {WEIGHTS_DIR})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--what", choices=["all", "gan", "cnn"], default="all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these "
