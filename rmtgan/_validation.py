@@ -28,6 +28,11 @@ def as_real_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float64)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    return _finite(arr, name)
+
+
+def _finite(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr``, or ``ValueError`` naming the index of its first NaN/inf."""
     bad = ~np.isfinite(arr)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -40,12 +45,7 @@ def as_points(z, name: str = "z") -> np.ndarray:
     arr = np.asarray(z)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.complex128)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} contains a non-finite value ({arr[idx]!r}) at index {idx}")
-    return arr
+    return _finite(arr.astype(np.complex128), name)
 
 
 def as_real_points(x, name: str = "x") -> np.ndarray:

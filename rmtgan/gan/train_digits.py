@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rmtgan.gan.train_digits",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("digits_weights"),
-                    help=f"output directory (default: ./digits_weights; the shipped files are in {WEIGHTS_DIR})")
+                    help=f"output directory (default: ./digits_weights; the shipped files: {WEIGHTS_DIR})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--what", choices=["all", "gan", "cnn"], default="all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these "
