@@ -27,6 +27,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.linalg.blas import dsyrk
 
+from rmtgan._linalg import eigh_subset
 from rmtgan._validation import (
     as_labels,
     as_numeric_matrix,
@@ -110,9 +111,7 @@ def _upper_eigvalsh(upper: np.ndarray, scale: float) -> np.ndarray:
 def _upper_eigh_top(upper: np.ndarray, scale: float, s: int) -> tuple[np.ndarray, np.ndarray]:
     """Top ``s`` eigenpairs (descending) of the symmetric matrix ``upper * scale``."""
     m = upper.shape[0]
-    w, V = scipy.linalg.eigh(
-        upper * scale, lower=False, check_finite=False, overwrite_a=True, subset_by_index=[m - s, m - 1]
-    )
+    w, V = eigh_subset(upper * scale, m - s, m - 1, vectors=True, lower=False, overwrite_a=True)
     return w[::-1].copy(), np.ascontiguousarray(V[:, ::-1])
 
 

@@ -28,6 +28,7 @@ from itertools import combinations
 import numpy as np
 import scipy.linalg
 
+from rmtgan._linalg import eigh_subset
 from rmtgan._validation import as_labels, as_positive_int, as_real_array, as_sizes, label_group
 
 __all__ = ["MixtureModel", "MomentAccumulator", "EigenForm"]
@@ -318,7 +319,7 @@ class MixtureModel:
         """Largest eigenvalue of each ``C_a``."""
         if self._eigen is not None:
             return self._eigen.eigenvalues.max(axis=1)
-        return np.array([scipy.linalg.eigvalsh(c, subset_by_index=[self._p - 1, self._p - 1])[0]
+        return np.array([eigh_subset(c, self._p - 1, self._p - 1)[0]
                          for c in self._cov])
 
     def ranks(self, rtol: float = 1e-10) -> list[np.ndarray]:
@@ -526,7 +527,7 @@ def _check_covariance(c: np.ndarray, a: int) -> None:
     try:
         scipy.linalg.cholesky(c + tau * np.eye(c.shape[0]), lower=True, check_finite=False)
     except np.linalg.LinAlgError:
-        w = scipy.linalg.eigvalsh(c, subset_by_index=[0, 0])[0]
+        w = eigh_subset(c, 0, 0)[0]
         raise ValueError(
             f"covariance of class {a} is not positive semi-definite: smallest eigenvalue {w:.6g}"
         ) from None

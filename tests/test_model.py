@@ -279,3 +279,48 @@ def test_fingerprint_separates_moments():
     assert a.scaled(2.0).fingerprint(False) != a.fingerprint(False)
     e = MixtureModel.from_eigen(np.ones((1, p)), [16])
     assert e.with_means(np.ones((1, p))).fingerprint(False) == e.fingerprint(False)
+
+
+def _two_cluster_covariance(seed, p=136):
+    """Eigenvalues 0.965896 (63 times) and 1.977015: LAPACK's dsyevr has failed on such matrices."""
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((p, p)))
+    lam = np.where(np.arange(p) < 63, 0.965896, 1.977015)
+    C = (Q * lam) @ Q.T
+    return 0.5 * (C + C.T)
+
+
+@pytest.mark.parametrize("seed", [1, 10, 17])  # dsyevr said "Internal Error" for these here
+def test_tightly_clustered_covariance_eigenvalues(seed):
+    C = _two_cluster_covariance(seed)
+    m = MixtureModel(np.zeros((2, C.shape[0])), np.stack([np.eye(C.shape[0]), C]), [300, 400])
+    np.testing.assert_allclose(m.spectral_norms(), [1.0, 1.977015], rtol=1e-12)
+
+
+def test_eigh_subset_falls_back_when_lapack_fails(monkeypatch):
+    import scipy.linalg
+
+    from rmtgan import _linalg
+
+    A = np.random.default_rng(3).standard_normal((40, 40))
+    C = A + A.T  # distinct eigenvalues: eigenvectors defined up to sign
+    full_w, full_V = np.linalg.eigh(C)
+    real_eigh = scipy.linalg.eigh
+    tried, broken = [], set()
+
+    def failing(a, *args, driver=None, **kw):
+        tried.append(driver)
+        if driver in broken:
+            raise np.linalg.LinAlgError("Internal Error.")
+        return real_eigh(a, *args, driver=driver, **kw)
+
+    monkeypatch.setattr(_linalg.scipy.linalg, "eigh", failing)
+    for fail, expect in ((("evr",), ["evr", "evx"]), (("evr", "evx"), ["evr", "evx", "evd"])):
+        tried.clear()
+        broken.clear()
+        broken.update(fail)
+        w = _linalg.eigh_subset(C, 38, 39)
+        np.testing.assert_allclose(w, full_w[38:], rtol=1e-12)
+        w, V = _linalg.eigh_subset(C, 0, 2, vectors=True)
+        np.testing.assert_allclose(w, full_w[:3], rtol=1e-12)
+        np.testing.assert_allclose(np.abs(V.T @ full_V[:, 3:]), 0.0, atol=1e-10)  # the right subspace
+        assert tried[:len(expect)] == expect
