@@ -328,3 +328,29 @@ def test_panel_budget_reports_instead_of_running_forever():
     assert sum(calls) <= 16 * 81  # at most 81 nodes per panel
     assert [pn.lo for pn in panels] == sorted(pn.lo for pn in panels)
     assert panels[0].lo == 0.0 and panels[-1].hi == 1.0
+
+
+def test_edge_next_to_a_narrow_gap_is_the_fold_not_the_bisection_bracket():
+    """Bisection towards an edge stops where the solves fail next to the fold; the fold Newton finishes.
+
+    A stress-test model (gamma(1/2) eigenvalues, 12 intervals): the edge at 34.8287 lies
+    next to a gap of width 2.3e-4.  Bisection used to stop 1.8e-8 short of it, within
+    reach of panel nodes, whose solves then failed on the dense path.
+    """
+    rng = np.random.default_rng(1033)
+    k, p = int(rng.integers(1, 5)), int(rng.integers(40, 161))
+    ratios = np.exp(rng.uniform(np.log(0.3), np.log(12.0), k))
+    sizes = [max(1, int(round(r * p))) for r in ratios]
+    lam = np.stack([rng.gamma(0.5, rng.uniform(0.5, 2.0), p) for _ in range(k)])
+    spec = gram_spectrum(MixtureModel.from_eigen(lam, sizes))
+    assert spec.success
+    sup = spec.support
+    i = int(np.argmin([sup[j + 1][0] - sup[j][1] for j in range(len(sup) - 1)]))
+    b, c = sup[i][1], sup[i + 1][0]
+    assert abs(b - 34.8287) < 1e-4 and 1e-4 < c - b < 1e-3  # the narrowest gap
+    x_out, x_in = b + 0.9 * (c - b), 34.4847738530713  # a point of the gap, one of the interval
+    edge, u = spec._edge(x_out, spec._solve_real(np.array([x_out]))[0].real, x_in)
+    assert u is not None and abs(edge - b) <= 1e-13 * b
+    # the edge is a fold of the real branch: inside just below it, outside just above
+    below, above = spec._solve_real(np.array([b * (1 - 1e-11), b * (1 + 1e-11)]))
+    assert spec._inside(below[None])[0] and not spec._inside(above[None])[0]
