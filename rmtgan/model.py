@@ -495,6 +495,16 @@ class MixtureModel:
                 offset += b
                 left -= b
 
+    def __setstate__(self, state: dict) -> None:
+        # unpickled arrays come back writable: the model's are read-only again
+        self.__dict__.update(state)
+        arrays = [self._cov, self._means, self._sizes]
+        if self._eigen is not None:
+            arrays += [self._eigen.eigenvalues, self._eigen.basis]
+        for arr in arrays:
+            if arr is not None:
+                arr.setflags(write=False)
+
     def __repr__(self) -> str:
         kind = "commuting" if (self._eigen_checked and self._eigen is not None) else "dense"
         return f"MixtureModel(k={self._k}, p={self._p}, sizes={self._sizes.tolist()}, {kind})"

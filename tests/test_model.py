@@ -248,6 +248,15 @@ def test_model_owns_read_only_arrays():
     assert d.is_commuting
     with pytest.raises(ValueError, match="read-only"):
         d.eigen.eigenvalues[0, 0] = -1.0
+    import pickle
+
+    for model in (m, e, d):  # and after a pickle round trip
+        back = pickle.loads(pickle.dumps(model))
+        assert back.fingerprint() == model.fingerprint()
+        arrays = [back.covariances, back.means] + ([back.eigen.eigenvalues] if back.is_commuting else [])
+        for arr in arrays:
+            with pytest.raises(ValueError, match="read-only"):
+                arr[0, 0] = 2.0
 
 
 def test_variants_keep_class_labels():
