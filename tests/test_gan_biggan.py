@@ -190,6 +190,13 @@ def test_corrupt_files(tiny, tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="cannot read"):
         rg.load_biggan(tmp_path)
+    # finite weights, NaN images: a zeroed spectral-norm vector divides by zero
+    rg.save_biggan(tiny, tmp_path)
+    state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
+    state["generator.gen_z.weight_u"].zero_()
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="non-finite images"):
+        rg.load_biggan(tmp_path)
 
 
 def test_imagenet_class_names():

@@ -100,6 +100,26 @@ def test_results_do_not_depend_on_batching_or_other_classes():
     assert not np.allclose(a.means, c.means)
 
 
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_network_reusing_its_output_tensor(overlap):
+    """Each batch is copied: a network writing every batch into one tensor (CUDA graphs) is fine."""
+    gen = Affine()
+    lin = torch.nn.Linear(6, 5)
+    buf = {}
+
+    def reusing(images):
+        out = lin(images.reshape(images.shape[0], -1))
+        return buf.setdefault(out.shape, torch.empty_like(out)).copy_(out)
+
+    def fresh(images):
+        return lin(images.reshape(images.shape[0], -1))
+
+    kw = dict(classes=[0, 3], n_per_class=400, batch_size=25, seed=5, overlap=overlap)
+    a = rg.feature_moments(gen, reusing, **kw)
+    b = rg.feature_moments(gen, fresh, **kw)
+    assert np.array_equal(a.means, b.means) and np.array_equal(a.covariances, b.covariances)
+
+
 def test_overlap_gives_identical_results():
     gen = Affine()
     a = rg.feature_moments(gen, classes=[0, 1], n_per_class=200, batch_size=16, overlap=True)
@@ -137,6 +157,28 @@ def test_to_model():
     np.testing.assert_allclose(model.covariances, fm.covariances)
     assert fm.to_model(sizes=[500, 700]).sizes.tolist() == [500, 700]
     assert fm.k == 2 and fm.p == 6
+    # more batches, labelled by position, go in; a third key would not match `classes`
+    X, _ = rg.generate_features(gen, None, [0], 10, seed=9)
+    fm.accumulator.update(X, np.full(10, 1))
+    assert fm.to_model().sizes.tolist() == [30, 50]
+    fm.accumulator.update(X, np.full(10, 2))
+    with pytest.raises(ValueError, match="positions"):
+        fm.to_model()
+
+
+def test_generator_inputs_are_checked():
+    gen = rg.digits_generator()
+    z = torch.randn(4, gen.latent_dim)
+    with pytest.raises(ValueError, match="label 10 is outside"):
+        gen(z, torch.tensor([0, 1, 2, 10]))
+    with pytest.raises(ValueError, match="label -1"):
+        gen(z, torch.tensor([0, -1, 2, 3]))
+    with pytest.raises(TypeError, match="dtype"):
+        gen(z.double(), torch.tensor([0, 1, 2, 3]))
+    rng = np.random.default_rng(0)
+    for bad, exc in ((0.0, ValueError), (-1.0, ValueError), (np.nan, ValueError), ("0.4", TypeError)):
+        with pytest.raises(exc, match="truncation"):
+            rg.truncated_normal(rng, (2, 3), truncation=bad)
 
 
 def test_modes_are_restored_and_modules_work_in_eval():
@@ -257,13 +299,45 @@ def test_feature_extractor_layers():
         close(rg.FeatureExtractor(net, "relu")(x), h.flatten(1), rtol=1e-6)
         close(rg.FeatureExtractor(net, "relu", reduce="mean")(x), h.mean((2, 3)), rtol=1e-6)
         close(rg.FeatureExtractor(net, "fc", capture="input")(x), h.flatten(1), rtol=1e-6)
-        # the pass stops at the layer: the rest of forward does not run
+        # the first call runs the whole network (the layer must run once per pass); from
+        # then on the pass stops at the layer: the rest of forward does not run
+        ext = rg.FeatureExtractor(net, "relu")
         calls = net.calls
-        rg.FeatureExtractor(net, "relu")(x)
-        assert net.calls == calls
-        rg.FeatureExtractor(net, "relu", stop_early=False)(x)
+        ext(x)
         assert net.calls == calls + 1
+        ext(x)
+        assert net.calls == calls + 1
+        rg.FeatureExtractor(net, "relu", stop_early=False)(x)
+        assert net.calls == calls + 2
     assert not net._forward_hooks and not net.relu._forward_hooks  # hooks removed
+
+
+class Shared(torch.nn.Module):
+    """One ReLU module used twice (as in a torchvision ResNet block)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(16, 8), torch.nn.Linear(8, 6)
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.b(self.relu(self.a(x.flatten(1)))))
+
+
+def test_feature_extractor_refuses_a_layer_that_runs_twice_and_nests():
+    x = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    net = Shared()
+    for stop in (True, False):
+        with pytest.raises(ValueError, match="runs 2 times"):
+            rg.FeatureExtractor(net, "relu", stop_early=stop)(x)
+    with torch.no_grad():
+        np.testing.assert_allclose(rg.FeatureExtractor(net, "b")(x), net.b(torch.relu(net.a(x.flatten(1)))))
+    # an extractor around an extractor: the outer layer's stop is not taken for the inner one's
+    inner = rg.FeatureExtractor(Net(), "relu")
+    outer = rg.FeatureExtractor(inner, "network.conv")
+    with torch.no_grad():
+        for _ in range(2):
+            np.testing.assert_allclose(outer(x), inner.network.conv(x).flatten(1), rtol=1e-6)
 
 
 def test_feature_extractor_errors():
@@ -420,15 +494,17 @@ def test_default_thread_policy(monkeypatch):
 
     old = torch.get_num_threads()
     try:
-        # an explicit OMP_NUM_THREADS is left to torch
-        monkeypatch.setattr(_torch, "_threads_decided", False)
-        monkeypatch.setenv("OMP_NUM_THREADS", "3")
-        torch.set_num_threads(1)
-        _torch.ensure_threads()
-        assert torch.get_num_threads() == 1
+        # an explicit OMP_NUM_THREADS or MKL_NUM_THREADS is left to torch
+        monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            monkeypatch.setattr(_torch, "_threads_decided", False)
+            monkeypatch.setenv(var, "3")
+            torch.set_num_threads(1)
+            _torch.ensure_threads()
+            assert torch.get_num_threads() == 1
+            monkeypatch.delenv(var)
         # otherwise the default is applied once, at first use
         monkeypatch.setattr(_torch, "_threads_decided", False)
-        monkeypatch.delenv("OMP_NUM_THREADS")
         monkeypatch.setattr(_torch, "available_cores", lambda: 8)
         _torch.ensure_threads()
         assert torch.get_num_threads() == 2

@@ -10,11 +10,11 @@ development machine with other jobs running, the digits pipeline (GAN + CNN,
 batches of 256) took 2.8 s with 1 thread and 15 s with torch's default of 2;
 the BLAS update of the moments 25 ms with 1 OpenBLAS thread and 71 ms with 2.
 
-The first time a function of :mod:`rmtgan.gan` runs a network it therefore
-fixes the thread count *once*, unless the user has already decided:
+The first time a function of :mod:`rmtgan.gan` loads or runs a network it
+therefore fixes the thread count *once*, unless the user has already decided:
 
-* ``OMP_NUM_THREADS`` set in the environment is respected as is (torch reads it
-  at start-up);
+* ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set in the environment is respected
+  as is (torch reads them at start-up);
 * a call to :func:`set_threads` (or use of :func:`threads`) wins over the
   default;
 * otherwise the count becomes ``max(1, min(2, cores - 1))`` (1 on a 2-core
@@ -23,8 +23,10 @@ fixes the thread count *once*, unless the user has already decided:
   accumulates the moments in a worker thread while torch runs the next batch
   (:func:`rmtgan.gan.feature_moments`).
 
-Call :func:`set_threads` with a larger number for big models (BigGAN,
-ResNet50) on a machine with many free cores.
+A plain ``torch.set_num_threads`` made before is not seen (torch cannot tell it
+from its default) and is replaced then: use :func:`set_threads`, or set the count
+after loading.  Call :func:`set_threads` with a larger number for big models
+(BigGAN, ResNet50) on a machine with many free cores.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def ensure_threads() -> None:
     global _threads_decided
     if _threads_decided:
         return
-    if os.environ.get("OMP_NUM_THREADS", "").strip():
+    if any(os.environ.get(v, "").strip() for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
         _threads_decided = True  # torch already follows it
         return
     set_threads(default_threads())
@@ -146,6 +148,14 @@ def resolve_device(device: Any = "cpu"):
             raise ValueError(f"device {device!r} was requested but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif dev.type not in ("cpu", "mps", "xpu"):
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {device!r} was requested but MPS is not available")
+    elif dev.type == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        if xpu is None or not xpu.is_available():
+            raise ValueError(f"device {device!r} was requested but XPU is not available")
+    elif dev.type != "cpu":
         raise ValueError(f"unsupported device type {dev.type!r} (use 'cpu' or 'cuda')")
     return dev

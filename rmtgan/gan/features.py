@@ -47,7 +47,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class _Stop(Exception):
-    """Raised from a hook to skip the rest of a forward pass once the features are captured."""
+    """Raised from a hook to skip the rest of a forward pass once the features are captured.
+
+    It carries the extractor that raised it: an extractor around another one lets the
+    inner one's forward pass through, and only stops its own.
+    """
+
+    def __init__(self, owner):
+        super().__init__()
+        self.owner = owner
 
 
 class FeatureExtractor(nn.Module):
@@ -60,8 +68,11 @@ class FeatureExtractor(nn.Module):
         be used whole (``layer=None``).
     layer : str, optional
         Name of a submodule (as in ``network.named_modules()``, e.g.
-        ``"layer4.2.relu"`` or ``"classifier.6"``) whose output (or input, see
-        ``capture``) is the feature.  ``None``: the network's output.
+        ``"layer4"`` or ``"classifier.6"``) whose output (or input, see
+        ``capture``) is the feature.  ``None``: the network's output.  The module
+        must run once per forward pass: one that runs several times (a ReLU shared
+        inside a ResNet block, such as ``"layer4.2.relu"``) is refused on the first
+        call, which runs the whole network to check.
     capture : {"output", "input"}
         Take the layer's output or the first positional input it receives.
     reduce : {"flatten", "mean"}
@@ -70,13 +81,14 @@ class FeatureExtractor(nn.Module):
     preprocess : callable, optional
         Applied to the images first (e.g. :func:`imagenet_preprocess`).
     stop_early : bool
-        Abort the forward pass once the layer has fired (default True).
+        Abort the forward pass once the layer has fired (default True), from the
+        second call on.
 
     Raises
     ------
     ValueError
         Unknown layer name (the message lists close matches), bad ``capture``
-        or ``reduce``.
+        or ``reduce``; at the first call, a layer that runs more than once.
     TypeError
         ``network`` is not callable, or a layer is named for a non-module.
     """
@@ -101,6 +113,7 @@ class FeatureExtractor(nn.Module):
         self.reduce = reduce
         self.preprocess = preprocess
         self.stop_early = stop_early
+        self._checked = False  # the layer was seen to run exactly once per forward pass
         self._target = None
         if layer is not None:
             if not isinstance(network, nn.Module):
@@ -139,13 +152,14 @@ class FeatureExtractor(nn.Module):
 
     def _run_to_layer(self, images):
         box: list = []
+        stop = self.stop_early and self._checked
 
         def grab(value):
             if isinstance(value, (tuple, list)):
                 value = value[0]
             box.append(value)
-            if self.stop_early:
-                raise _Stop
+            if stop:
+                raise _Stop(self)
 
         if self.capture == "output":
             handle = self._target.register_forward_hook(lambda m, args, out: grab(out))
@@ -153,12 +167,18 @@ class FeatureExtractor(nn.Module):
             handle = self._target.register_forward_pre_hook(lambda m, args: grab(args[0]))
         try:
             self.net(images)
-        except _Stop:
-            pass
+        except _Stop as signal:
+            if signal.owner is not self:
+                raise
         finally:
             handle.remove()
         if not box:
             raise RuntimeError(f"layer {self.layer!r} was not called during the forward pass")
+        if len(box) > 1:
+            raise ValueError(f"layer {self.layer!r} runs {len(box)} times in one forward pass (a module "
+                             "used more than once): which call is the feature is ambiguous; name a module "
+                             "that runs once, e.g. the enclosing block")
+        self._checked = True
         return box[0]
 
     def extra_repr(self) -> str:

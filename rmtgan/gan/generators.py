@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -96,6 +97,7 @@ def truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], truncatio
     -------
     ndarray of float32, shape ``shape``
     """
+    truncation = _check_truncation(truncation)
     if not (bound > 0):
         raise ValueError(f"bound must be positive, got {bound!r}")
     lo = scipy.special.ndtr(-bound)
@@ -105,10 +107,9 @@ def truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], truncatio
 
 
 def _check_truncation(truncation: float) -> float:
-    try:
-        t = float(truncation)
-    except (TypeError, ValueError):
-        raise TypeError(f"truncation must be a number in (0, 1], got {truncation!r}") from None
+    if isinstance(truncation, (bool, np.bool_)) or not isinstance(truncation, numbers.Real):
+        raise TypeError(f"truncation must be a number in (0, 1], got {truncation!r}")
+    t = float(truncation)
     if not (0.0 < t <= 1.0):
         raise ValueError(f"truncation must lie in (0, 1], got {truncation!r}")
     return t
@@ -182,16 +183,28 @@ class ConditionalGenerator(nn.Module):
         return c
 
     def check_inputs(self, latent, labels) -> None:
-        """Validate ``latent`` (b, latent_dim) float and ``labels`` (b,) int64 tensors."""
+        """Validate ``latent`` (b, latent_dim) float and ``labels`` (b,) int64 tensors.
+
+        The latent's dtype must be the weights' (when the generator has any) and the
+        labels must lie in ``[0, num_classes)``.
+        """
         if not isinstance(latent, torch.Tensor) or not latent.is_floating_point():
             raise TypeError(f"latent must be a floating-point tensor, got {type(latent).__name__}")
         if latent.ndim != 2 or latent.shape[1] != self.latent_dim:
             raise ValueError(f"latent must have shape (b, {self.latent_dim}), got {tuple(latent.shape)}")
+        weight = next(self.parameters(), None)
+        if weight is not None and latent.dtype != weight.dtype:
+            raise TypeError(f"latent has dtype {latent.dtype} but the generator's weights are {weight.dtype}")
         if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
             raise TypeError(f"labels must be an int64 tensor, got "
                             f"{labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__}")
         if labels.shape != (latent.shape[0],):
             raise ValueError(f"labels must have shape ({latent.shape[0]},), got {tuple(labels.shape)}")
+        if labels.numel() and self.num_classes is not None:
+            lo, hi = int(labels.min()), int(labels.max())
+            if lo < 0 or hi >= self.num_classes:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"label {bad} is outside [0, {self.num_classes})")
 
 
 class CallableGenerator(ConditionalGenerator):
@@ -506,7 +519,9 @@ def load_biggan(weights_dir: str | os.PathLike | None = None, *, truncation: flo
         The weights do not match ``config.json`` exactly (missing, unexpected
         or mis-shaped keys).
     ValueError
-        Unreadable ``config.json`` or non-finite weights.
+        Unreadable ``config.json``, non-finite weights, or weights that give
+        non-finite images (checked on one image, e.g. a zeroed spectral-norm
+        vector).
     """
     from rmtgan.gan._torch import resolve_device
 
@@ -528,7 +543,15 @@ def load_biggan(weights_dir: str | os.PathLike | None = None, *, truncation: flo
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ValueError(f"BigGAN weights {str(wfile)!r}: tensor {k!r} has non-finite values")
     model.eval().requires_grad_(False)
-    return BigGANGenerator(model, truncation).to(dev).eval()
+    gen = BigGANGenerator(model, truncation).to(dev).eval()
+    # finite weights can still give NaN images (a zero spectral-norm vector divides by 0)
+    z = torch.from_numpy(gen.sample_latent(1, np.random.default_rng(0))).to(dev)
+    with torch.inference_mode():
+        out = gen(z, torch.zeros(1, dtype=torch.int64, device=dev))
+    if not torch.isfinite(out).all():
+        raise ValueError(f"BigGAN weights {str(wfile)!r} give non-finite images (a zero or broken "
+                         "spectral-norm vector?)")
+    return gen
 
 
 def save_biggan(gen, weights_dir: str | os.PathLike) -> Path:

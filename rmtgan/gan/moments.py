@@ -71,8 +71,10 @@ class FeatureMoments:
         thread), ``accumulate_s`` (conversion to float64 numpy and moment
         updates) and ``wait_s`` (main thread waiting for the accumulation).
     accumulator : MomentAccumulator
-        The accumulator (class keys ``0 .. k-1`` in the order of ``classes``);
-        more batches can be added to it.
+        The accumulator (class keys ``0 .. k-1``, the positions in ``classes``);
+        more batches can be added to it, labelled by those positions.  ``means``,
+        ``covariances`` and ``counts`` above are the values at the end of the run;
+        :meth:`to_model` reads the accumulator as it is.
     """
 
     means: np.ndarray
@@ -109,6 +111,10 @@ class FeatureMoments:
         MixtureModel
             Its ``class_labels`` are the generator class indices.
         """
+        keys = self.accumulator.classes
+        if keys != list(range(self.classes.size)):
+            raise ValueError(f"the accumulator holds classes {keys}, but its keys must be the positions "
+                             f"0..{self.classes.size - 1} of classes {self.classes.tolist()}")
         model = self.accumulator.to_model(sizes)
         model.class_labels = self.classes.copy()
         return model
@@ -319,7 +325,9 @@ def feature_moments(generator: Any, features: Any = None, classes: Sequence[int 
                 flush()
             if not chunk:
                 chunk_pos, chunk_lo = pos, lo
-            chunk.append(feats)
+            # a copy: the chunk outlives the forward pass, and a network may write every
+            # batch into the same output tensor (CUDA graphs, torch.compile)
+            chunk.append(feats.clone())
             chunk_rows += feats.shape[0]
             if chunk_rows >= target:
                 flush()
