@@ -120,6 +120,20 @@ def test_a_network_reusing_its_output_tensor(overlap):
     assert np.array_equal(a.means, b.means) and np.array_equal(a.covariances, b.covariances)
 
 
+def test_a_network_changing_its_width_is_reported():
+    gen = Affine()
+    calls = [0]
+
+    def unstable(images):
+        calls[0] += 1
+        return images.reshape(images.shape[0], -1)[:, : 6 if calls[0] == 1 else 5]
+
+    for run in (rg.feature_moments, rg.generate_features):
+        calls[0] = 0
+        with pytest.raises(ValueError, match="returned 5 features, earlier batches 6"):
+            run(gen, unstable, [0], 40, batch_size=10)
+
+
 def test_overlap_gives_identical_results():
     gen = Affine()
     a = rg.feature_moments(gen, classes=[0, 1], n_per_class=200, batch_size=16, overlap=True)
@@ -451,6 +465,10 @@ def test_concentration_check_validation():
         rg.concentration_check(np.zeros((3, 5)), [0, 0, 0])
     with pytest.raises(ValueError):
         rg.concentration_check(np.zeros((4, 5)), [0, 0, 0])
+    X = np.random.default_rng(0).standard_normal((12, 5))
+    X[6:] = 1.0  # class 1 constant
+    with pytest.raises(ValueError, match="class .*1.* has constant features"):
+        rg.concentration_check(X, [0] * 6 + [1] * 6)
 
 
 @pytest.mark.slow

@@ -350,6 +350,8 @@ def concentration_check(data, labels, *, n_projections: int = 8, seed: int = 0) 
         D = Xa - mu
         cov = D.T @ D / (na - 1)
         trc = float(np.trace(cov))
+        if trc <= 0.0:
+            raise ValueError(f"class {c!r} has constant features: there are no fluctuations to compare")
         trc2 = _tr_c2_unbiased(Xa, mu, cov)
         muCmu = float(mu @ cov @ mu)
         norms = np.linalg.norm(Xa, axis=1) / np.sqrt(p)

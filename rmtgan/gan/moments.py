@@ -198,7 +198,8 @@ class _Setup:
         return False
 
     def batches(self, counts: np.ndarray, stream: int) -> Iterator[tuple[int, int, Any]]:
-        """Yield ``(position, offset, features tensor (b, p))`` class by class."""
+        """Yield ``(position, offset, features tensor (b, p))`` class by class (one ``p`` throughout)."""
+        width = None
         for pos, (cid, n) in enumerate(zip(self.classes.tolist(), counts.tolist(), strict=True)):
             rng = np.random.default_rng([self.seed, cid, stream])
             done = 0
@@ -211,6 +212,11 @@ class _Setup:
                     got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
                     raise ValueError(f"the generator must return images (b, C, H, W) with b = {b}, got {got}")
                 feats = images.flatten(1) if self.ext is None else self.ext(images)
+                if width is None:
+                    width = feats.shape[1]
+                elif feats.shape[1] != width:
+                    raise ValueError(f"the network returned {feats.shape[1]} features, "
+                                     f"earlier batches {width}")
                 yield pos, done, feats
                 done += b
 
@@ -371,8 +377,6 @@ def _collect(setup: _Setup, counts: np.ndarray, bar=None) -> tuple[np.ndarray, n
         arr = _to_numpy(feats, int(setup.classes[pos]), lo)
         if out is None:
             out = np.empty((int(offsets[-1]), arr.shape[1]))
-        elif arr.shape[1] != out.shape[1]:
-            raise ValueError(f"the network returned {arr.shape[1]} features, earlier batches {out.shape[1]}")
         start = offsets[pos] + lo
         out[start:start + arr.shape[0]] = arr
         if bar is not None:
