@@ -16,6 +16,12 @@ from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.p < 2:
+        args.parser.error(f"--p must be at least 2, got {args.p}")
+    if args.seed < 0:
+        args.parser.error(f"--seed must be >= 0, got {args.seed}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        args.parser.error(f"--out {args.out!r} exists and is not a folder")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from rmtgan.reproduce import run_from_args
 
-    return run_from_args(args)
+    return run_from_args(args, args.parser.error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="results", help="output folder (default: results)")
     demo.add_argument("--p", type=int, default=400, help="feature dimension")
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo, parser=demo)
 
     rep = sub.add_parser("reproduce", help="reproduce the paper's experiment")
     try:
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments = None
     if add_arguments is not None:
         add_arguments(rep)
-    rep.set_defaults(func=_reproduce)
+    rep.set_defaults(func=_reproduce, parser=rep)
     return ap
 
 

@@ -10,8 +10,11 @@ and the leading eigenvectors of ``G`` are from the deterministic equivalents of
 
 * **bulk** -- the ``n`` eigenvalues of ``G`` less the ``round(atom * n)`` smallest (the
   atom at 0) and less the eigenvalues matched to predicted spikes, against the
-  predicted bulk distribution renormalised to mass 1,
-  ``F_bulk(x) = (F(x) - atom) / mass``: the Kolmogorov--Smirnov distance
+  predicted law of those ``m`` eigenvalues (:class:`BulkLaw`): in each support
+  interval the limiting density's shape, with the interval's exact eigenvalue count
+  at this ``n`` (:attr:`GramSpikes.bulk_counts`: ``n`` times its mass, less one for
+  each spike that takes its eigenvalue from it; without spikes
+  ``F_bulk(x) = (F(x) - atom) / mass``): the Kolmogorov--Smirnov distance
   ``sup_x |F_emp(x) - F_bulk(x)|`` and the Wasserstein-1 distance
   ``int_0^1 |Q_emp(u) - Q_bulk(u)| du`` (``Q`` quantile functions; each empirical
   step is split where the integrand has its kink and integrated by Gauss--Legendre);
@@ -302,23 +305,63 @@ def _check_features(features, p: int) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # metrics
 # --------------------------------------------------------------------------- #
-def _bulk_cdf(spectrum, x: np.ndarray) -> np.ndarray:
-    mass = float(spectrum.mass)
-    return np.clip((spectrum.cdf(x) - spectrum.atom) / mass, 0.0, 1.0)
+class BulkLaw:
+    r"""The predicted law of the bulk eigenvalues at finite ``n``: ``counts[j]`` of them in interval ``j``.
+
+    Within each support interval the shape is the limiting density's; the weights are
+    the interval's eigenvalue count (:attr:`GramSpikes.bulk_counts`: ``n`` times its
+    mass, less the eigenvalues the spikes take from it) over their total ``m``::
+
+        F_bulk(x) = (sum_{i < j} counts[i] + counts[j] (F(x) - F(a_j)) / mass_j) / m,   x in [a_j, b_j].
+
+    Without spikes this is ``(F(x) - atom) / mass``.  ``counts=None`` takes ``n`` times
+    each interval's mass (rounded) from ``n``.
+    """
+
+    def __init__(self, spectrum, counts=None, n: int | None = None):
+        self.spectrum = spectrum
+        self.intervals = list(spectrum.intervals)
+        masses = np.array([iv.mass for iv in self.intervals], float)
+        if counts is None:
+            counts = np.rint((n or 0) * masses)
+        self.counts = np.asarray(counts, float)
+        if self.counts.shape != masses.shape or np.any(self.counts < 0):
+            raise ValueError(f"bulk counts {self.counts.tolist()} do not fit the {masses.size} "
+                             "support intervals")
+        self.m = float(self.counts.sum())
+        self.masses = masses
+        self.below = np.concatenate([[0.0], np.cumsum(self.counts)[:-1]])  # eigenvalues below each interval
+        self.start = np.array([float(spectrum.cdf(iv.left)) for iv in self.intervals])  # F(a_j)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        out = np.zeros(x.shape)
+        F = self.spectrum.cdf(x)
+        for j, iv in enumerate(self.intervals):
+            inside = (x > iv.left) & (x < iv.right)
+            frac = np.clip((F - self.start[j]) / self.masses[j], 0.0, 1.0)
+            out = np.where(x >= iv.right, out + self.counts[j], out)
+            out = np.where(inside, out + self.counts[j] * frac, out)
+        return np.clip(out / self.m, 0.0, 1.0)
+
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, float)
+        target = np.clip(u, 0.0, 1.0) * self.m  # eigenvalues below
+        # the first interval whose eigenvalues reach ``target`` (empty intervals are passed over)
+        j = np.searchsorted(self.below + self.counts, target, side="left")
+        j = np.clip(j, 0, len(self.intervals) - 1)
+        frac = np.where(self.counts[j] > 0, (target - self.below[j]) / np.maximum(self.counts[j], 1.0), 0.0)
+        q = self.start[j] + np.clip(frac, 0.0, 1.0) * self.masses[j]
+        return self.spectrum.quantiles(np.clip(q, 0.0, 1.0))
 
 
-def _bulk_quantile(spectrum, u: np.ndarray) -> np.ndarray:
-    q = np.clip(spectrum.atom + u * float(spectrum.mass), 0.0, 1.0)
-    return spectrum.quantiles(q)
-
-
-def ks_distance(spectrum, values: np.ndarray) -> tuple[float, float]:
-    """Kolmogorov--Smirnov distance of sorted ``values`` to the renormalised bulk CDF."""
+def ks_distance(law: BulkLaw, values: np.ndarray) -> tuple[float, float]:
+    """Kolmogorov--Smirnov distance of sorted ``values`` to the predicted bulk law."""
     y = np.sort(values)
     m = y.size
     if m == 0:
         return math.nan, math.nan
-    F = _bulk_cdf(spectrum, y)
+    F = law.cdf(y)
     i = np.arange(1, m + 1)
     upper = i / m - F
     lower = F - (i - 1) / m
@@ -327,7 +370,7 @@ def ks_distance(spectrum, values: np.ndarray) -> tuple[float, float]:
     return float(d[j]), float(y[j])
 
 
-def wasserstein1(spectrum, values: np.ndarray) -> float:
+def wasserstein1(law: BulkLaw, values: np.ndarray) -> float:
     """``int_0^1 |Q_emp(u) - Q_bulk(u)| du``.
 
     On the step ``u in [i/m, (i+1)/m)`` the integrand ``|y_i - Q_bulk(u)|`` has one kink,
@@ -341,12 +384,12 @@ def wasserstein1(spectrum, values: np.ndarray) -> float:
     t, w = np.polynomial.legendre.leggauss(W1_POINTS)
     lo = np.arange(m) / m
     hi = (np.arange(m) + 1.0) / m
-    kink = np.clip(_bulk_cdf(spectrum, y), lo, hi)
+    kink = np.clip(law.cdf(y), lo, hi)
     total = 0.0
     for a, b in ((lo, kink), (kink, hi)):
         half = (b - a) / 2.0
         u = (a + b)[:, None] / 2.0 + half[:, None] * t[None, :]
-        Q = _bulk_quantile(spectrum, u.ravel()).reshape(m, W1_POINTS)
+        Q = law.quantile(u.ravel()).reshape(m, W1_POINTS)
         total += float(np.sum(half[:, None] * w[None, :] * np.abs(y[:, None] - Q)))
     return total
 
@@ -387,9 +430,13 @@ def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, 
     if n_zero:
         keep[n - n_zero:] = False
     bulk = np.sort(desc[keep])
+    law = BulkLaw(spectrum, spk.bulk_counts, n)
+    if law.m != bulk.size:
+        problems.append(f"{name}: the predicted bulk holds {law.m:.0f} eigenvalues, the data "
+                        f"{bulk.size} after the atom and the spikes")
     if bulk.size:
-        ks, ks_at = ks_distance(spectrum, bulk)
-        w1 = wasserstein1(spectrum, bulk)
+        ks, ks_at = ks_distance(law, bulk)
+        w1 = wasserstein1(law, bulk)
     else:  # nothing left to compare (every eigenvalue is atom or spike)
         ks = ks_at = w1 = None
         problems.append(f"{name}: no bulk eigenvalues left to compare")
@@ -523,7 +570,9 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
     X = _check_features(features, model.p)
     cls = _class_index(labels, X.shape[0], model)
-    if isinstance(n_vectors, bool) or not isinstance(n_vectors, numbers.Integral) or n_vectors < 1:
+    if isinstance(n_vectors, bool) or not isinstance(n_vectors, numbers.Integral):
+        raise TypeError(f"n_vectors must be a positive integer, got {n_vectors!r}")
+    if n_vectors < 1:
         raise ValueError(f"n_vectors must be a positive integer, got {n_vectors!r}")
     if not isinstance(surrogate, (bool, np.bool_)):
         raise TypeError(f"surrogate must be a bool, got {surrogate!r}")

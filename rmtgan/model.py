@@ -496,8 +496,11 @@ class MixtureModel:
                 left -= b
 
     def __setstate__(self, state: dict) -> None:
-        # unpickled arrays come back writable: the model's are read-only again
+        # unpickled arrays come back writable: the model's are read-only again; models
+        # pickled before the fingerprints existed get their (empty) caches
         self.__dict__.update(state)
+        self.__dict__.setdefault("_digests", {})
+        self.__dict__.setdefault("_bulk_of", None)
         arrays = [self._cov, self._means, self._sizes]
         if self._eigen is not None:
             arrays += [self._eigen.eigenvalues, self._eigen.basis]

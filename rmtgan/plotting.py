@@ -179,7 +179,7 @@ def plot_eigenvectors(result: Comparison, *, pair: tuple[int, int] = (0, 1), ax=
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):
         raise TypeError(f"pair must be two integers, got {pair!r}")
     q = res.features.leading_vectors.shape[1]
-    if min(pair) < 0 or pair[0] >= q:
+    if min(pair) < 0 or pair[0] >= q or (q > 1 and pair[1] >= q):
         raise ValueError(f"pair {tuple(pair)} is out of range: {q} eigenvector(s) stored "
                          "(use compare(..., n_vectors=...))")
     sets = [("features", res.features)]

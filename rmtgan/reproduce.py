@@ -77,8 +77,13 @@ def _load_callable(spec):
     if ":" not in spec:
         raise ValueError(f"--features must be 'module:callable', got {spec!r}")
     mod, name = spec.split(":", 1)
-    obj = importlib.import_module(mod)
+    try:
+        obj = importlib.import_module(mod)
+    except ImportError as exc:
+        raise ValueError(f"--features {spec!r}: cannot import {mod!r} ({exc})") from None
     for part in name.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"--features {spec!r}: {mod!r} has no attribute {name!r}")
         obj = getattr(obj, part)
     return obj() if callable(obj) and not hasattr(obj, "forward") else obj
 
@@ -229,19 +234,22 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
 
     t0 = time.perf_counter()
     generator, features = _networks(cfg)
+    layer = cfg.layer  # the configuration itself is left as given (it is recorded)
     if cfg.project is not None:
         probe = gan.generate_features(generator, features, [cfg.classes[0]], 2, seed=cfg.seed,
-                                      device=cfg.device, layer=cfg.layer)[0]
-        if cfg.project < probe.shape[1]:
-            features = random_projection(gan.as_features(features, cfg.layer), probe.shape[1],
-                                         cfg.project, seed=cfg.seed)
-            cfg.layer = None
+                                      device=cfg.device, layer=layer)[0]
+        if cfg.project >= probe.shape[1]:
+            raise ValueError(f"--project {cfg.project} is not below the feature dimension "
+                             f"{probe.shape[1]} (0: no projection)")
+        features = random_projection(gan.as_features(features, layer), probe.shape[1],
+                                     cfg.project, seed=cfg.seed)
+        layer = None  # the projected features include the layer
     moments = gan.feature_moments(generator, features, list(cfg.classes), cfg.n_moments,
                                   batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
-                                  layer=cfg.layer, progress=cfg.progress)
+                                  layer=layer, progress=cfg.progress)
     gan_data, gan_labels = gan.generate_features(generator, features, list(cfg.classes),
                                                  per_class * cfg.draws, batch_size=cfg.batch_size,
-                                                 seed=cfg.seed + 1, device=cfg.device, layer=cfg.layer,
+                                                 seed=cfg.seed + 1, device=cfg.device, layer=layer,
                                                  progress=cfg.progress)
     timings["generate_and_moments"] = time.perf_counter() - t0
     steps.update()
@@ -443,7 +451,8 @@ def summary_table(m: dict) -> str:
     al = m["alignments"]
     for i, row in enumerate(al["predicted"]):
         for a, v in enumerate(row):
-            lines.append(f"{f'alignment spike {i + 1}, class {a}':<34}{v:>12.4f}"
+            name = f"alignment spike {i + 1}, class {m['class_labels'][a]}"
+            lines.append(f"{name:<34}{v:>12.4f}"
                          f"{al['gan'][i][a]:>12.4f}{al['gaussian'][i][a]:>12.4f}")
     for meth, res in m["classifiers"].items():
         lines.append(f"{'accuracy ' + meth:<34}{'':>12}{res['gan']['mean']:>12.4f}"
@@ -496,10 +505,11 @@ Prediction path: {m['prediction']['method']} (spectrum converged: {m['prediction
 
 ## Spectrum
 
-The bulk of the Gram spectrum (atom at 0 and spikes removed) against the predicted
-density: Kolmogorov-Smirnov distance {_fmt(m['ks_gan'])} for the GAN features and
-{_fmt(m['ks_gaussian'])} for a Gaussian-surrogate draw; Wasserstein-1
-{_fmt(m['wasserstein1_gan'])} and {_fmt(m['wasserstein1_gaussian'])}. Predicted support:
+The bulk of the Gram spectrum (atom at 0 and spikes removed) against its predicted law
+(the limiting density on each support interval, holding the interval's exact eigenvalue
+count at this n, less the eigenvalues the spikes take): Kolmogorov-Smirnov distance
+{_fmt(m['ks_gan'])} for the GAN features and {_fmt(m['ks_gaussian'])} for a Gaussian-surrogate draw;
+Wasserstein-1 {_fmt(m['wasserstein1_gan'])} and {_fmt(m['wasserstein1_gaussian'])}. Predicted support:
 {', '.join(f'[{a:.4g}, {b:.4g}]' for a, b in m['support'])}; atom at 0: {m['atom']:.4f}.
 
 ![GAN spectrum](spectrum_gan.png)
@@ -512,6 +522,9 @@ density: Kolmogorov-Smirnov distance {_fmt(m['ks_gan'])} for the GAN features an
 {rows}
 
 ## Leading eigenvectors: class alignments (j_a^T u)^2 / n_a
+
+Per spike below; within a cluster of (near-)degenerate spikes the eigenvectors mix at
+finite n, so the acceptance check compares the cluster means.
 
 | | prediction | GAN | Gaussian |
 |---|---|---|---|
@@ -565,17 +578,53 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
+def config_from_args(args: argparse.Namespace, fail=None) -> ReproduceConfig:
+    """The configuration of ``rmtgan reproduce``; ``fail(message)`` reports a bad option.
+
+    Everything that can be checked before the networks load is checked here
+    (``fail`` defaults to raising ``ValueError``; the command line passes its
+    parser's ``error``, which prints one line and exits with status 2).
+    """
+    def _fail(msg: str):
+        raise ValueError(msg)
+
+    fail = fail or _fail
     if args.classes is None:
         classes = (0, 1, 7) if args.generator == "digits" else (947, 963, 933)
     else:
         parts = [c.strip() for c in args.classes.split(",")]
-        classes = tuple(int(c) if c.lstrip("-").isdigit() else c for c in parts)
+        if any(not c for c in parts):
+            fail(f"--classes {args.classes!r}: an empty class id")
+        if any(c.startswith("-") for c in parts):
+            fail(f"--classes {args.classes!r}: class ids are non-negative")
+        classes = tuple(int(c) if c.isdigit() else c for c in parts)
+        if args.generator == "digits" and not all(isinstance(c, int) and c <= 9 for c in classes):
+            fail(f"--classes {args.classes!r}: the digits generator has classes 0..9")
+        if len(set(classes)) != len(classes):
+            fail(f"--classes {args.classes!r}: a class is repeated")
+    if len(classes) < 2:
+        fail("--classes: at least 2 classes are needed")
     for name in ("n", "n_moments", "draws", "bootstrap", "batch_size"):
         if getattr(args, name) <= 0:
-            raise SystemExit(f"--{name.replace('_', '-')} must be positive")
+            fail(f"--{name.replace('_', '-')} must be positive")
     if args.draws < 2:
-        raise SystemExit("--draws must be at least 2 (intervals need repeated draws)")
+        fail("--draws must be at least 2 (intervals need repeated draws)")
+    if args.n_moments < 2:
+        fail("--n-moments must be at least 2 (a covariance needs 2 samples)")
+    if args.n % len(classes):
+        fail(f"--n {args.n} must be a multiple of the number of classes ({len(classes)})")
+    if args.project < 0:
+        fail(f"--project must be >= 0 (0: no projection), got {args.project}")
+    if args.seed < 0:
+        fail(f"--seed must be >= 0, got {args.seed}")
+    if not 0.0 < args.truncation <= 1.0:
+        fail(f"--truncation must lie in (0, 1], got {args.truncation}")
+    if args.features is not None:
+        mod, _, attr = args.features.partition(":")
+        if not mod or not attr:
+            fail(f"--features {args.features!r}: expected module:callable")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        fail(f"--out {args.out!r} exists and is not a folder")
     return ReproduceConfig(generator=args.generator, weights=args.weights, classes=classes,
                            features=args.features, layer=args.layer, n=args.n, n_moments=args.n_moments,
                            project=args.project or None,
@@ -584,10 +633,17 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
                            progress=not args.no_progress)
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+def run_from_args(args: argparse.Namespace, fail=None) -> int:
+    """``rmtgan reproduce``: errors in the options and in what they name are reported by ``fail``."""
+    cfg = config_from_args(args, fail)
     t0 = time.perf_counter()
-    metrics = reproduce(cfg, args.out)
+    try:
+        metrics = reproduce(cfg, args.out)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        # a bad network name, device, layer or weights folder: one line, not a traceback
+        if fail is None:
+            raise
+        fail(str(exc))
     print(summary_table(metrics))
     print(f"\nwrote {args.out}/metrics.json, {args.out}/report.md and figures "
           f"in {time.perf_counter() - t0:.1f} s")

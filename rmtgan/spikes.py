@@ -365,6 +365,11 @@ class GramSpikes:
         eigenvalue each spike predicts: the predicted number of eigenvalues above
         it (exact inertia count at finite ``n``; a spike takes its eigenvalue from
         the bulk, see :func:`_count_above`).
+    bulk_counts : ndarray of int, shape (intervals,)
+        Eigenvalues of ``G`` in each support interval at the model's sizes, by the
+        same exact count: ``n`` times the interval's mass, less one for each spike
+        that takes its eigenvalue from that interval.  They add up to
+        ``n - round(atom n) - s``: the bulk that :func:`rmtgan.compare` compares.
     counts : list of dict
         Per region: ``lo``, ``hi``, ``kind``, the spikes ``expected`` from the inertia of
         ``H`` at the ends and ``found``, and ``margin_lo`` / ``margin_hi``, the smallest
@@ -414,6 +419,7 @@ class GramSpikes:
     sizes: np.ndarray = field(repr=False, default=None)
     ranks: np.ndarray = field(default=None)
     fingerprint: str | None = field(repr=False, default=None)
+    bulk_counts: np.ndarray | None = field(default=None)
 
     @property
     def n_spikes(self) -> int:
@@ -597,7 +603,8 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
         spec_support = [] if spectrum is None else list(spectrum.support)
         atom = float(model.zero_mass()) if spectrum is None else float(spectrum.atom)
         return GramSpikes(**empty, regions=[], counts=[], support=spec_support, atom=atom, success=True,
-                          message="all means are zero: no spikes", method=backend.name, n_evaluations=0)
+                          message="all means are zero: no spikes", method=backend.name, n_evaluations=0,
+                          bulk_counts=None if spectrum is None else _mass_counts(spectrum, model))
     spec = _get_spectrum(model, spectrum, method)
     support = [(float(a), float(b)) for a, b in spec.support]
     res = _Resolvent(model, backend, tol)
@@ -606,7 +613,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
     if not support:
         return GramSpikes(**empty, regions=[], counts=[], support=support, atom=float(spec.atom),
                           success=False, message="the bulk support is empty", method=backend.name,
-                          n_evaluations=int(backend.n_evaluations))
+                          n_evaluations=int(backend.n_evaluations), bulk_counts=np.zeros(0, np.int64))
 
     regions = _regions(support, scale, res, means, problems)
     roots: list[tuple[float, int, bool]] = []  # (rho, region index, converged)
@@ -643,7 +650,8 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
     if not roots:
         return GramSpikes(**empty, regions=region_list, counts=counts, support=support, atom=float(spec.atom),
                           success=not problems, message="; ".join(problems) or "no spikes",
-                          method=backend.name, n_evaluations=int(backend.n_evaluations))
+                          method=backend.name, n_evaluations=int(backend.n_evaluations),
+                          bulk_counts=_mass_counts(spec, model))
 
     roots.sort(key=lambda r: -r[0])
     values = np.array([r[0] for r in roots])
@@ -688,6 +696,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
             problems.append(f"n (1 - F(x)) is {frac:.3f} away from an integer above the spike at {top:.6g}: "
                             "the count of eigenvalues above it is uncertain")
         ranks[members] = above + np.arange(members.size)
+    bulk_counts = _bulk_counts(res, spec, model, support, values, problems)
 
     # contours, one per group
     al = np.zeros((s, k, k))
@@ -737,7 +746,45 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                       converged=conv, quadrature_error=qerr, quadrature_nodes=qn, contour_radius=radius,
                       counts=counts, support=support, atom=float(spec.atom), success=success, message=msg,
                       method=backend.name, n_evaluations=int(backend.n_evaluations), sizes=model.sizes,
-                      ranks=ranks, fingerprint=model.fingerprint())
+                      ranks=ranks, fingerprint=model.fingerprint(), bulk_counts=bulk_counts)
+
+
+def _mass_counts(spec, model: MixtureModel) -> np.ndarray:
+    """Eigenvalues of ``G`` per support interval without spikes: ``n`` times each mass (integers)."""
+    return np.rint(model.n * np.array([iv.mass for iv in spec.intervals], float)).astype(np.int64)
+
+
+def _bulk_counts(res: _Resolvent, spec, model: MixtureModel, support: list, values: np.ndarray,
+                 problems: list) -> np.ndarray:
+    """Eigenvalues of ``G`` in each support interval when the spikes ``values`` have taken theirs.
+
+    Just above each interval (below any spike in the gap) the exact count of
+    :func:`_count_above` less the spikes above is the number of bulk eigenvalues
+    above; differences between neighbours give each interval's share.
+    """
+    total = model.n - int(np.rint(float(spec.atom) * model.n)) - values.size
+    above = []
+    for j, (_, b) in enumerate(support):
+        nxt = support[j + 1][0] if j + 1 < len(support) else np.inf
+        in_gap = values[(values > b) & (values < nxt)]
+        ceiling = min(nxt, float(in_gap.min())) if in_gap.size else nxt
+        if not np.isfinite(ceiling):
+            above.append(0)  # above the top edge: spikes only
+            continue
+        g = 0.5 * (b + ceiling)
+        try:
+            count, frac = _count_above(res, spec, model, g)
+        except _SolveFailure as exc:
+            problems.append(f"eigenvalue count above the interval ending at {b:.6g} failed: {exc}")
+            return _mass_counts(spec, model)
+        if frac > RANK_SLACK:
+            problems.append(f"n (1 - F(x)) is {frac:.3f} away from an integer above the interval ending at "
+                            f"{b:.6g}: the eigenvalue counts of the intervals are uncertain")
+        above.append(count - int(np.sum(values > g)))
+    counts = -np.diff(np.array([total] + above, np.int64))
+    if np.any(counts < 0):
+        problems.append(f"negative eigenvalue count in a support interval ({counts.tolist()})")
+    return counts
 
 
 def _count_above(res: _Resolvent, spec, model: MixtureModel, x: float) -> tuple[int, float]:

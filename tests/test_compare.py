@@ -255,3 +255,62 @@ def test_float32_and_memmap_features(small, tmp_path):
     assert got.features.ks == pytest.approx(ref.features.ks, abs=1e-4)
     np.testing.assert_allclose(got.features.spike_values, ref.features.spike_values, rtol=1e-5)
     np.testing.assert_allclose(got.features.alignments, ref.features.alignments, atol=1e-5)
+
+
+@pytest.mark.parametrize("means_scale", [1.0, 2.0])
+def test_bulk_law_counts_the_eigenvalues_the_spikes_leave(means_scale):
+    """Each spike takes its eigenvalue from a support interval: the bulk law counts what is left.
+
+    Outlying covariance directions make intervals of one or two eigenvalues (as projected
+    deep features do); a mean along them pulls spikes out of them.  Gaussian draws hold
+    exactly ``bulk_counts`` eigenvalues per interval (exact separation), not ``n`` times
+    each mass, and the KS distance is measured against that law.
+    """
+    from rmtgan.spikes import _mass_counts
+
+    m = _mixtures.outlier_model(means_scale=means_scale)
+    spec = gram_spectrum(m)
+    spk = gram_spikes(m, spectrum=spec)
+    assert spk.success and spk.n_spikes >= 1
+    sup = spec.support
+    cuts = [0.0] + [0.5 * (sup[j][1] + sup[j + 1][0]) for j in range(len(sup) - 1)] + [np.inf]
+    n_zero = round(spec.atom * m.n)
+    assert spk.bulk_counts.sum() == m.n - n_zero - spk.n_spikes
+    assert not np.array_equal(spk.bulk_counts, _mass_counts(spec, m))  # the spikes took some
+    for seed in range(3):
+        X, lab = m.sample(rng=seed)
+        res = compare(m, X, lab, spectrum=spec, spikes=spk, surrogate=False, density_points=0)
+        assert res.success, res.message
+        bulk = res.features.bulk_eigenvalues
+        got = [int(np.sum((bulk > cuts[j]) & (bulk <= cuts[j + 1]))) for j in range(len(sup))]
+        assert got == spk.bulk_counts.tolist()
+        # KS against the law written out by hand
+        def law(x):
+            F = spec.cdf(x)
+            out = np.zeros_like(x)
+            for c, iv in zip(spk.bulk_counts, spec.intervals, strict=True):
+                out += c * np.clip((F - spec.cdf(iv.left)) / iv.mass, 0.0, 1.0)
+            return out / spk.bulk_counts.sum()
+        assert res.features.ks == pytest.approx(scipy.stats.kstest(bulk, law).statistic, abs=1e-12)
+        assert res.features.ks <= 3 / math.sqrt(bulk.size)
+        # the law that ignores the spikes' share is off by about (spikes)/(bulk size)
+        old = scipy.stats.kstest(bulk, lambda x: np.clip((spec.cdf(x) - spec.atom) / spec.mass, 0, 1))
+        assert old.statistic > res.features.ks
+
+
+def test_bulk_law_quantiles_invert_its_cdf():
+    from rmtgan.comparison import BulkLaw
+
+    m = _mixtures.outlier_model(means_scale=2.0)
+    spec = gram_spectrum(m)
+    counts = gram_spikes(m, spectrum=spec).bulk_counts
+    assert 0 in counts.tolist()  # an interval emptied by a spike
+    law = BulkLaw(spec, counts)
+    u = np.linspace(0.0, 1.0, 2001)[1:-1]
+    np.testing.assert_allclose(law.cdf(law.quantile(u)), u, atol=1e-10)
+    # without spikes: (F - atom) / mass
+    plain = BulkLaw(spec, None, m.n)
+    x = np.linspace(0.0, 1.2 * spec.support[-1][1], 997)
+    np.testing.assert_allclose(plain.cdf(x), np.clip((spec.cdf(x) - spec.atom) / spec.mass, 0, 1), atol=1e-12)
+    with pytest.raises(ValueError, match="do not fit"):
+        BulkLaw(spec, counts[:-1])

@@ -104,8 +104,9 @@ def test_bad_input(result):
         plot_spectrum(result, dataset="gan")
     with pytest.raises(ValueError, match="bins"):
         plot_spectrum(result, bins=0)
-    with pytest.raises(ValueError, match="out of range"):
-        plot_eigenvectors(result, pair=(5, 6))
+    for pair in ((5, 6), (0, 5)):  # the second index is checked too
+        with pytest.raises(ValueError, match="out of range"):
+            plot_eigenvectors(result, pair=pair)
     with pytest.raises(TypeError, match="pair"):
         plot_eigenvectors(result, pair=0)
     with pytest.raises(TypeError, match="Axes"):

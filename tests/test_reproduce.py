@@ -93,7 +93,32 @@ def test_cli_arguments():
     rp.add_arguments(ap)
     cfg = rp.config_from_args(ap.parse_args(["--classes", "947,963,933", "--generator", "random-biggan"]))
     assert cfg.classes == (947, 963, 933) and cfg.generator == "random-biggan"
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="--draws"):
         rp.config_from_args(ap.parse_args(["--draws", "1"]))
     with pytest.raises(ValueError, match="module:callable"):
         rp._load_callable("no_colon")
+    with pytest.raises(ValueError, match="no attribute"):
+        rp._load_callable("numpy:no_such_thing")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["reproduce", "--classes", "0,0,1"], "repeated"),
+    (["reproduce", "--classes", "0,1,12"], "classes 0..9"),
+    (["reproduce", "--classes", "0,1,"], "empty class id"),
+    (["reproduce", "--classes", "3"], "at least 2 classes"),
+    (["reproduce", "--n", "31"], "multiple of the number of classes"),
+    (["reproduce", "--project", "-5"], "--project"),
+    (["reproduce", "--seed", "-1"], "--seed"),
+    (["reproduce", "--truncation", "nan"], "--truncation"),
+    (["reproduce", "--features", "bad"], "module:callable"),
+    (["reproduce", "--bootstrap", "0"], "--bootstrap"),
+    (["demo", "--p", "1"], "--p"),
+])
+def test_cli_reports_bad_options_in_one_line(argv, words, capsys):
+    from rmtgan.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
