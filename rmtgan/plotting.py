@@ -13,6 +13,8 @@ feature units; densities are per ``n`` eigenvalues (they integrate to ``1 - atom
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -100,6 +102,8 @@ def plot_spectrum(result: Comparison, *, dataset: str = "features", bins: int | 
               float(res.density_x[-1]) if res.density_x.size else 0.0)
     beyond_pred = np.zeros(0)
     if xmax is not None:
+        if isinstance(xmax, (bool, np.bool_)) or not isinstance(xmax, numbers.Real):
+            raise TypeError(f"xmax must be a number, got {xmax!r}")
         if not np.isfinite(xmax) or xmax <= 0:
             raise ValueError(f"xmax must be positive, got {xmax!r}")
         top = float(xmax) / 1.02

@@ -104,6 +104,9 @@ def test_bad_input(result):
         plot_spectrum(result, dataset="gan")
     with pytest.raises(ValueError, match="bins"):
         plot_spectrum(result, bins=0)
+    for bad in ("a", True):
+        with pytest.raises(TypeError, match="xmax"):
+            plot_spectrum(result, xmax=bad)
     for pair in ((5, 6), (0, 5)):  # the second index is checked too
         with pytest.raises(ValueError, match="out of range"):
             plot_eigenvectors(result, pair=pair)

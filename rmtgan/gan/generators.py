@@ -477,11 +477,14 @@ def _resolve_dir(weights_dir) -> Path:
                 f"(e.g. the files of 'biggan-deep-128' from pytorch-pretrained-biggan); nothing is downloaded"
             )
         weights_dir = env
+        source = f" (from the environment variable {BIGGAN_DIR_ENV})"
+    else:
+        source = ""
     if not isinstance(weights_dir, (str, os.PathLike)):
         raise TypeError(f"weights_dir must be a path, got {type(weights_dir).__name__}")
     path = Path(weights_dir).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"BigGAN weights directory {str(path)!r} does not exist")
+        raise FileNotFoundError(f"BigGAN weights directory {str(path)!r}{source} does not exist")
     missing = [f for f in (BIGGAN_CONFIG_NAME, BIGGAN_WEIGHTS_NAME) if not (path / f).is_file()]
     if missing:
         raise FileNotFoundError(
