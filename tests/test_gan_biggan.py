@@ -186,6 +186,9 @@ def test_corrupt_files(tiny, tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="JSON"):
         rg.load_biggan(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        rg.load_biggan(tmp_path)
     rg.save_biggan(tiny, tmp_path)
     (tmp_path / "pytorch_model.bin").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="cannot read"):

@@ -535,6 +535,9 @@ def load_biggan(weights_dir: str | os.PathLike | None = None, *, truncation: flo
         config = ppb.BigGANConfig.from_json_file(str(path / BIGGAN_CONFIG_NAME))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path / BIGGAN_CONFIG_NAME} is not a valid JSON config: {exc}") from None
+    except (AttributeError, TypeError) as exc:  # valid JSON, but not an object of settings
+        raise ValueError(f"{path / BIGGAN_CONFIG_NAME} is not a JSON object of BigGAN settings: "
+                         f"{exc}") from None
     model = _build_biggan(ppb, config)
     wfile = path / BIGGAN_WEIGHTS_NAME
     try:
