@@ -455,6 +455,7 @@ class GramSpikes:
             "quadrature_nodes": self.quadrature_nodes,
             "contour_radius": self.contour_radius,
             "ranks": self.ranks,
+            "bulk_counts": self.bulk_counts,
             "counts": self.counts,
             "support": [list(iv) for iv in self.support],
             "atom": self.atom,
