@@ -12,8 +12,9 @@ and the leading eigenvectors of ``G`` are from the deterministic equivalents of
   atom at 0) and less the eigenvalues matched to predicted spikes, against the
   predicted law of those ``m`` eigenvalues (:class:`BulkLaw`): in each support
   interval the limiting density's shape, with the interval's exact eigenvalue count
-  at this ``n`` (:attr:`GramSpikes.bulk_counts`: ``n`` times its mass, less one for
-  each spike that takes its eigenvalue from it; without spikes
+  at this ``n`` (:attr:`GramSpikes.bulk_counts`, exact inertia counts with the
+  means: ``n`` times its mass, less one for each spike that takes its eigenvalue from
+  it; the zeros are :attr:`GramSpikes.n_zero`; without means
   ``F_bulk(x) = (F(x) - atom) / mass``): the Kolmogorov--Smirnov distance
   ``sup_x |F_emp(x) - F_bulk(x)|`` and the Wasserstein-1 distance
   ``int_0^1 |Q_emp(u) - Q_bulk(u)| du`` (``Q`` quantile functions; each empirical
@@ -309,8 +310,8 @@ class BulkLaw:
     r"""The predicted law of the bulk eigenvalues at finite ``n``: ``counts[j]`` of them in interval ``j``.
 
     Within each support interval the shape is the limiting density's; the weights are
-    the interval's eigenvalue count (:attr:`GramSpikes.bulk_counts`: ``n`` times its
-    mass, less the eigenvalues the spikes take from it) over their total ``m``::
+    the interval's eigenvalue count (:attr:`GramSpikes.bulk_counts`) over their
+    total ``m``::
 
         F_bulk(x) = (sum_{i < j} counts[i] + counts[j] (F(x) - F(a_j)) / mass_j) / m,   x in [a_j, b_j].
 
@@ -323,12 +324,16 @@ class BulkLaw:
         self.intervals = list(spectrum.intervals)
         masses = np.array([iv.mass for iv in self.intervals], float)
         if counts is None:
-            counts = np.rint((n or 0) * masses)
+            if n is None:
+                raise ValueError("BulkLaw needs the counts or n")
+            counts = np.rint(n * masses)
         self.counts = np.asarray(counts, float)
         if self.counts.shape != masses.shape or np.any(self.counts < 0):
             raise ValueError(f"bulk counts {self.counts.tolist()} do not fit the {masses.size} "
                              "support intervals")
         self.m = float(self.counts.sum())
+        if self.m <= 0:
+            raise ValueError("the bulk law holds no eigenvalue")
         self.masses = masses
         self.below = np.concatenate([[0.0], np.cumsum(self.counts)[:-1]])  # eigenvalues below each interval
         self.start = np.array([float(spectrum.cdf(iv.left)) for iv in self.intervals])  # F(a_j)
@@ -419,7 +424,8 @@ def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, 
     eig = gram_eigenvalues(data)
     desc = eig[::-1]
     atom = float(spectrum.atom)
-    n_zero = int(round(atom * n))
+    # zero eigenvalues: with the means (they can raise the rank of X), else the atom's
+    n_zero = int(spk.n_zero) if spk.n_zero is not None else int(round(atom * n))
     # ranks of every predicted spike (finite-n eigenvalue counts, see GramSpikes.ranks;
     # the class counts equal the model's sizes, validated at the boundary, so n = model.n)
     ranks_all = np.minimum(np.asarray(spk.ranks, np.int64), n - 1)
@@ -430,11 +436,14 @@ def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, 
     if n_zero:
         keep[n - n_zero:] = False
     bulk = np.sort(desc[keep])
-    law = BulkLaw(spectrum, spk.bulk_counts, n)
-    if law.m != bulk.size:
-        problems.append(f"{name}: the predicted bulk holds {law.m:.0f} eigenvalues, the data "
+    counts = spk.bulk_counts
+    has_bulk = bool(spectrum.intervals) and (counts is None or int(np.sum(counts)) > 0)
+    law = BulkLaw(spectrum, counts, n) if has_bulk else None
+    predicted = 0.0 if law is None else law.m
+    if predicted != bulk.size:
+        problems.append(f"{name}: the predicted bulk holds {predicted:.0f} eigenvalues, the data "
                         f"{bulk.size} after the atom and the spikes")
-    if bulk.size:
+    if bulk.size and law is not None:
         ks, ks_at = ks_distance(law, bulk)
         w1 = wasserstein1(law, bulk)
     else:  # nothing left to compare (every eigenvalue is atom or spike)

@@ -367,9 +367,14 @@ class GramSpikes:
         the bulk, see :func:`_count_above`).
     bulk_counts : ndarray of int, shape (intervals,)
         Eigenvalues of ``G`` in each support interval at the model's sizes, by the
-        same exact count: ``n`` times the interval's mass, less one for each spike
-        that takes its eigenvalue from that interval.  They add up to
-        ``n - round(atom n) - s``: the bulk that :func:`rmtgan.compare` compares.
+        same exact count (with the means: a spike takes its eigenvalue from an
+        interval, or from the atom at 0 when the means leave the covariances'
+        ranges; means without spikes can move eigenvalues between intervals).
+        They add up to ``n - n_zero - s``: the bulk that :func:`rmtgan.compare`
+        compares.
+    n_zero : int
+        Eigenvalues of ``G`` at 0 at the model's sizes, with the means (``round(atom
+        n)`` without them).
     counts : list of dict
         Per region: ``lo``, ``hi``, ``kind``, the spikes ``expected`` from the inertia of
         ``H`` at the ends and ``found``, and ``margin_lo`` / ``margin_hi``, the smallest
@@ -420,6 +425,7 @@ class GramSpikes:
     ranks: np.ndarray = field(default=None)
     fingerprint: str | None = field(repr=False, default=None)
     bulk_counts: np.ndarray | None = field(default=None)
+    n_zero: int | None = field(default=None)
 
     @property
     def n_spikes(self) -> int:
@@ -605,7 +611,8 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
         atom = float(model.zero_mass()) if spectrum is None else float(spectrum.atom)
         return GramSpikes(**empty, regions=[], counts=[], support=spec_support, atom=atom, success=True,
                           message="all means are zero: no spikes", method=backend.name, n_evaluations=0,
-                          bulk_counts=None if spectrum is None else _mass_counts(spectrum, model))
+                          bulk_counts=None if spectrum is None else _mass_counts(spectrum, model),
+                          n_zero=None if spectrum is None else int(np.rint(float(spectrum.atom) * model.n)))
     spec = _get_spectrum(model, spectrum, method)
     support = [(float(a), float(b)) for a, b in spec.support]
     res = _Resolvent(model, backend, tol)
@@ -652,7 +659,9 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
         return GramSpikes(**empty, regions=region_list, counts=counts, support=support, atom=float(spec.atom),
                           success=not problems, message="; ".join(problems) or "no spikes",
                           method=backend.name, n_evaluations=int(backend.n_evaluations),
-                          bulk_counts=_mass_counts(spec, model))
+                          **dict(zip(("bulk_counts", "n_zero"),
+                                     _bulk_counts(res, spec, model, support, np.zeros(0), problems),
+                                     strict=True)))
 
     roots.sort(key=lambda r: -r[0])
     values = np.array([r[0] for r in roots])
@@ -697,7 +706,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
             problems.append(f"n (1 - F(x)) is {frac:.3f} away from an integer above the spike at {top:.6g}: "
                             "the count of eigenvalues above it is uncertain")
         ranks[members] = above + np.arange(members.size)
-    bulk_counts = _bulk_counts(res, spec, model, support, values, problems)
+    bulk_counts, n_zero = _bulk_counts(res, spec, model, support, values, problems)
 
     # contours, one per group
     al = np.zeros((s, k, k))
@@ -747,7 +756,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                       converged=conv, quadrature_error=qerr, quadrature_nodes=qn, contour_radius=radius,
                       counts=counts, support=support, atom=float(spec.atom), success=success, message=msg,
                       method=backend.name, n_evaluations=int(backend.n_evaluations), sizes=model.sizes,
-                      ranks=ranks, fingerprint=model.fingerprint(), bulk_counts=bulk_counts)
+                      ranks=ranks, fingerprint=model.fingerprint(), bulk_counts=bulk_counts, n_zero=n_zero)
 
 
 def _mass_counts(spec, model: MixtureModel) -> np.ndarray:
@@ -756,14 +765,29 @@ def _mass_counts(spec, model: MixtureModel) -> np.ndarray:
 
 
 def _bulk_counts(res: _Resolvent, spec, model: MixtureModel, support: list, values: np.ndarray,
-                 problems: list) -> np.ndarray:
-    """Eigenvalues of ``G`` in each support interval when the spikes ``values`` have taken theirs.
+                 problems: list) -> tuple[np.ndarray, int]:
+    """Eigenvalues of ``G`` in each support interval, and at 0, with the means (spikes ``values``).
 
     Just above each interval (below any spike in the gap) the exact count of
     :func:`_count_above` less the spikes above is the number of bulk eigenvalues
-    above; differences between neighbours give each interval's share.
+    above; differences between neighbours give each interval's share.  Below the
+    lowest interval and spike the same count gives the eigenvalues that are not 0:
+    means outside the covariances' ranges raise the rank of ``X``, and their spikes
+    come out of the atom.  Returns ``(counts, n_zero)``.
     """
-    total = model.n - int(np.rint(float(spec.atom) * model.n)) - values.size
+    n_zero = int(np.rint(float(spec.atom) * model.n))
+    floor = min([support[0][0]] + [float(v) for v in values if v < support[0][0]])
+    if floor > 0:
+        try:
+            nonzero, frac = _count_above(res, spec, model, 0.5 * floor)
+            if frac <= RANK_SLACK:
+                n_zero = model.n - nonzero
+            else:
+                problems.append(f"n (1 - F(x)) is {frac:.3f} away from an integer below the support: "
+                                "the count of zero eigenvalues is uncertain")
+        except _SolveFailure as exc:
+            problems.append(f"eigenvalue count below the support failed: {exc}")
+    total = model.n - n_zero - values.size
     above = []
     for j, (_, b) in enumerate(support):
         nxt = support[j + 1][0] if j + 1 < len(support) else np.inf
@@ -777,7 +801,7 @@ def _bulk_counts(res: _Resolvent, spec, model: MixtureModel, support: list, valu
             count, frac = _count_above(res, spec, model, g)
         except _SolveFailure as exc:
             problems.append(f"eigenvalue count above the interval ending at {b:.6g} failed: {exc}")
-            return _mass_counts(spec, model)
+            return _mass_counts(spec, model), n_zero
         if frac > RANK_SLACK:
             problems.append(f"n (1 - F(x)) is {frac:.3f} away from an integer above the interval ending at "
                             f"{b:.6g}: the eigenvalue counts of the intervals are uncertain")
@@ -785,7 +809,7 @@ def _bulk_counts(res: _Resolvent, spec, model: MixtureModel, support: list, valu
     counts = -np.diff(np.array([total] + above, np.int64))
     if np.any(counts < 0):
         problems.append(f"negative eigenvalue count in a support interval ({counts.tolist()})")
-    return counts
+    return counts, n_zero
 
 
 def _count_above(res: _Resolvent, spec, model: MixtureModel, x: float) -> tuple[int, float]:

@@ -314,3 +314,39 @@ def test_bulk_law_quantiles_invert_its_cdf():
     np.testing.assert_allclose(plain.cdf(x), np.clip((spec.cdf(x) - spec.atom) / spec.mass, 0, 1), atol=1e-12)
     with pytest.raises(ValueError, match="do not fit"):
         BulkLaw(spec, counts[:-1])
+
+
+def test_bulk_counts_when_means_leave_the_covariance_ranges_or_make_no_spike():
+    """Spikes out of the atom at 0; means that move an eigenvalue between intervals without a spike."""
+    # rank-60 covariances, means along two null directions: the means raise the rank of X
+    p = 100
+    lam = np.r_[np.zeros(40), [0.2], np.ones(59)]
+    M = np.zeros((2, p))
+    M[0, 0] = M[1, 1] = 0.3
+    m = MixtureModel.from_eigen(np.stack([lam, lam]), [100, 100], means=M)
+    spk = gram_spikes(m)
+    assert spk.success and spk.n_spikes == 2
+    for seed in range(2):
+        X, lab = m.sample(rng=seed)
+        nonzero = int(np.sum(gram_eigenvalues(X) > 1e-9 * gram_eigenvalues(X)[-1]))
+        assert spk.n_zero == m.n - nonzero  # not round(atom n): the spikes came out of the atom
+        res = compare(m, X, lab, spikes=spk, surrogate=False, density_points=0)
+        assert res.success, res.message
+        assert res.features.bulk_eigenvalues.size == spk.bulk_counts.sum() == nonzero - 2
+    # a mean that moves the lowest eigenvalue into the bulk interval, with no spike
+    p = 80
+    lam = np.r_[[0.02], np.ones(78), [8.0]]
+    M = np.zeros((2, p))
+    M[0, 0], M[1, 0] = 0.9, -0.9
+    m = MixtureModel.from_eigen(np.stack([lam, lam]), [200, 200], means=M)
+    spec = gram_spectrum(m)
+    spk = gram_spikes(m, spectrum=spec)
+    assert spk.n_spikes == 0
+    sup = spec.support
+    cuts = [0.0] + [0.5 * (sup[j][1] + sup[j + 1][0]) for j in range(len(sup) - 1)] + [np.inf]
+    for seed in range(3):
+        X, lab = m.sample(rng=seed)
+        ev = gram_eigenvalues(X)
+        ev = ev[ev > 1e-9 * ev[-1]]
+        assert [int(np.sum((ev > cuts[j]) & (ev <= cuts[j + 1]))) for j in range(len(sup))] \
+            == spk.bulk_counts.tolist()
