@@ -101,13 +101,14 @@ MIN_TOL = 1e-15
 
 def as_tolerance(tol, name: str = "tol") -> float:
     """A relative tolerance in ``[MIN_TOL, 1)`` as a float, or raise naming ``name``."""
+    if isinstance(tol, np.ndarray) and tol.ndim == 0:
+        tol = tol[()]  # a 0-d array is a number
     if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {tol!r}")
     t = float(tol)
-    if not (np.isfinite(t) and 0 < t < 1):
-        raise ValueError(f"{name} must be in (0, 1), got {tol!r}")
-    if t < MIN_TOL:
-        raise ValueError(f"{name} = {t:.3g} is below {MIN_TOL:g}, which double precision cannot reach")
+    if not (np.isfinite(t) and MIN_TOL <= t < 1):
+        raise ValueError(f"{name} must lie in [{MIN_TOL:g}, 1) (double precision reaches no further), "
+                         f"got {t!r}")
     return t
 
 

@@ -47,10 +47,19 @@ def _frozen(arr: np.ndarray, source=None) -> np.ndarray:
     A model is validated once, when it is built: neither the caller's array nor one a
     property hands out may change it afterwards.
     """
-    if source is not None and np.may_share_memory(arr, np.asarray(source)):
+    if source is not None and np.may_share_memory(arr, np.asarray(source)) and not _read_only(source):
         arr = arr.copy()
     arr.setflags(write=False)
     return arr
+
+
+def _read_only(x) -> bool:
+    """Whether ``x`` is an array nobody can write to (read-only, and so is what it views)."""
+    while isinstance(x, np.ndarray):
+        if x.flags.writeable:
+            return False
+        x = x.base
+    return x is None
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,7 @@ class MixtureModel:
         self._cov = None
         self._eigen = EigenForm(_frozen(lam, eigenvalues), U)
         self._eigen_checked = True
+        self._built_from_eigen = True
         return self
 
     @classmethod
@@ -209,7 +219,7 @@ class MixtureModel:
         self._p = p
         self._factors: list[np.ndarray] | None = None
         self._digests: dict[bool, str] = {}
-        self._bulk_of: MixtureModel | None = None
+        self._built_from_eigen = False
         self.class_labels = np.arange(k)
 
     # ---------------------------------------------------------------- properties
@@ -284,13 +294,11 @@ class MixtureModel:
         The bulk spectrum depends on the sizes and the covariances only
         (``means=False``); the spikes and eigenvectors on the means too.  Results
         computed for one model and handed to a function with another are checked with
-        it.  The digest is of the stored form (dense, or eigenvalues and basis): the
-        same covariances built both ways have different digests.  Variants keep it
-        where the moments it covers are unchanged (:meth:`with_means` keeps the bulk's).
+        it.  The digest is of the form the model was built from (dense, or eigenvalues
+        and basis), whatever is cached later: the same covariances built both ways have
+        different digests.  :meth:`with_means` keeps the bulk's digest.
         """
         key = bool(means)
-        if not key and self._bulk_of is not None:
-            return self._bulk_of.fingerprint(means=False)
         if key not in self._digests:
             h = hashlib.blake2b(digest_size=16)
             h.update(np.array([self._k, self._p], np.int64).tobytes())
@@ -298,7 +306,7 @@ class MixtureModel:
             if key:
                 h.update(b"bulk:" + self.fingerprint(means=False).encode())
                 h.update(np.ascontiguousarray(self._means).tobytes())
-            elif self._cov is not None:
+            elif not self._built_from_eigen:
                 h.update(b"dense")
                 h.update(np.ascontiguousarray(self._cov).tobytes())
             else:
@@ -417,7 +425,7 @@ class MixtureModel:
                 new._eigen = None
         new.class_labels = np.array(self.class_labels)  # the same classes
         if sizes is self._sizes and scale == 1.0:
-            new._bulk_of = self  # the same bulk (with_means): the same bulk digest
+            new._digests[False] = self.fingerprint(means=False)  # the same bulk (with_means)
         return new
 
     # ------------------------------------------------------------------ sampling
@@ -500,7 +508,7 @@ class MixtureModel:
         # pickled before the fingerprints existed get their (empty) caches
         self.__dict__.update(state)
         self.__dict__.setdefault("_digests", {})
-        self.__dict__.setdefault("_bulk_of", None)
+        self.__dict__.setdefault("_built_from_eigen", state.get("_cov") is None)
         arrays = [self._cov, self._means, self._sizes]
         if self._eigen is not None:
             arrays += [self._eigen.eigenvalues, self._eigen.basis]
@@ -649,7 +657,9 @@ class MomentAccumulator:
         """A :class:`MixtureModel` with the estimated moments (sizes default to the counts)."""
         if not self._count:
             raise ValueError("no features were accumulated")
-        cov = self.covariances
-        model = MixtureModel(self.means, cov, self.counts if sizes is None else sizes)
+        cov, means = self.covariances, self.means
+        cov.setflags(write=False)  # fresh arrays nobody else holds: the model keeps them, uncopied
+        means.setflags(write=False)
+        model = MixtureModel(means, cov, self.counts if sizes is None else sizes)
         model.class_labels = np.array(self.classes)
         return model

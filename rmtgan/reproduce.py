@@ -233,17 +233,22 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
     steps = _bar(7, "rmtgan reproduce", cfg.progress)
 
     t0 = time.perf_counter()
-    generator, features = _networks(cfg)
-    layer = cfg.layer  # the configuration itself is left as given (it is recorded)
-    if cfg.project is not None:
+    try:
+        # what the options name (networks, weights, classes, layer, device): their errors are
+        # the user's to fix, reported as OptionError; anything later is a failure of the run
+        generator, features = _networks(cfg)
+        layer = cfg.layer  # the configuration itself is left as given (it is recorded)
         probe = gan.generate_features(generator, features, [cfg.classes[0]], 2, seed=cfg.seed,
                                       device=cfg.device, layer=layer)[0]
-        if cfg.project >= probe.shape[1]:
-            raise ValueError(f"--project {cfg.project} is not below the feature dimension "
-                             f"{probe.shape[1]} (0: no projection)")
-        features = random_projection(gan.as_features(features, layer), probe.shape[1],
-                                     cfg.project, seed=cfg.seed)
-        layer = None  # the projected features include the layer
+        if cfg.project is not None:
+            if cfg.project >= probe.shape[1]:
+                raise ValueError(f"--project {cfg.project} is not below the feature dimension "
+                                 f"{probe.shape[1]} (0: no projection)")
+            features = random_projection(gan.as_features(features, layer), probe.shape[1],
+                                         cfg.project, seed=cfg.seed)
+            layer = None  # the projected features include the layer
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        raise OptionError(str(exc)) from exc
     moments = gan.feature_moments(generator, features, list(cfg.classes), cfg.n_moments,
                                   batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
                                   layer=layer, progress=cfg.progress)
@@ -633,13 +638,17 @@ def config_from_args(args: argparse.Namespace, fail=None) -> ReproduceConfig:
                            progress=not args.no_progress)
 
 
+class OptionError(ValueError):
+    """An option of the run names something unusable (a network, weights, a layer, a device)."""
+
+
 def run_from_args(args: argparse.Namespace, fail=None) -> int:
     """``rmtgan reproduce``: errors in the options and in what they name are reported by ``fail``."""
     cfg = config_from_args(args, fail)
     t0 = time.perf_counter()
     try:
         metrics = reproduce(cfg, args.out)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+    except OptionError as exc:
         # a bad network name, device, layer or weights folder: one line, not a traceback
         if fail is None:
             raise

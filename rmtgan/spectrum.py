@@ -162,7 +162,9 @@ class GramSpectrum:
             raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
         tol = as_tolerance(tol)
         n_scan = as_positive_int(n_scan, "n_scan")
-        if isinstance(max_refine, bool) or not isinstance(max_refine, numbers.Integral) or max_refine < 0:
+        if isinstance(max_refine, bool) or not isinstance(max_refine, numbers.Integral):
+            raise TypeError(f"max_refine must be a non-negative integer, got {max_refine!r}")
+        if max_refine < 0:
             raise ValueError(f"max_refine must be a non-negative integer, got {max_refine!r}")
         self.model = model
         self.tol = tol

@@ -288,6 +288,17 @@ def test_fingerprint_separates_moments():
     assert a.scaled(2.0).fingerprint(False) != a.fingerprint(False)
     e = MixtureModel.from_eigen(np.ones((1, p)), [16])
     assert e.with_means(np.ones((1, p))).fingerprint(False) == e.fingerprint(False)
+    # the digest is of the form a model was built from, whatever is cached later
+    r = MixtureModel.from_eigen(np.linspace(1.0, 2.0, p)[None], [16], basis=Q)
+    before = r.fingerprint(False)
+    assert r.covariances.shape == (1, p, p)  # materialises the dense form
+    assert r.fingerprint(False) == before
+    # variants share the (read-only) arrays they do not change, and do not keep their parent
+    import pickle
+
+    v = r.with_means(np.ones((1, p)))
+    assert v.eigen.basis is r.eigen.basis and v.fingerprint(False) == before
+    assert len(pickle.dumps(v)) < 1.5 * len(pickle.dumps(r))
 
 
 def _two_cluster_covariance(seed, p=136):
