@@ -30,8 +30,9 @@ and the leading eigenvectors of ``G`` are from the deterministic equivalents of
   *cluster*: their eigenvectors mix at finite ``n``, so within a cluster the errors
   compare cluster means (equivalently, totals).
 
-Expect ``O(1/n)`` bulk distances and ``O(1/sqrt(n))`` spike and alignment errors for
-data that behave like the mixture.
+Expect a bulk KS of a few ``1/m`` (``m`` bulk eigenvalues compared: they are rigid, so
+one misplaced eigenvalue moves it by ``1/m``) and ``O(1/sqrt(n))`` spike and alignment
+errors for data that behave like the mixture.
 """
 
 from __future__ import annotations
