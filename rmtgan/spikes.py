@@ -656,12 +656,13 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
                             f"found {found}")
     region_list = [(float(a), float(b), str(c)) for a, b, c in regions]
     if not roots:
+        # means without spikes can still move eigenvalues between intervals: count them (its
+        # problems, if any, go into success and the message)
+        bulk_counts, n_zero = _bulk_counts(res, spec, model, support, np.zeros(0), problems)
         return GramSpikes(**empty, regions=region_list, counts=counts, support=support, atom=float(spec.atom),
                           success=not problems, message="; ".join(problems) or "no spikes",
                           method=backend.name, n_evaluations=int(backend.n_evaluations),
-                          **dict(zip(("bulk_counts", "n_zero"),
-                                     _bulk_counts(res, spec, model, support, np.zeros(0), problems),
-                                     strict=True)))
+                          bulk_counts=bulk_counts, n_zero=n_zero)
 
     roots.sort(key=lambda r: -r[0])
     values = np.array([r[0] for r in roots])
