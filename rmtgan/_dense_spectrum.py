@@ -47,7 +47,7 @@ import scipy.fft
 from numpy.polynomial import chebyshev as cheb
 
 from rmtgan._panels import Panel
-from rmtgan.solver import DEFAULT_TOL, ConvergenceError, quadratic_tolerance
+from rmtgan.solver import DEFAULT_TOL, ConvergenceError, newton, quadratic_tolerance
 
 #: relative size of the last quarter of the Chebyshev coefficients at which an expansion is resolved.
 TAIL_RTOL = 1e-12  # on the last four coefficients
@@ -104,94 +104,17 @@ class _Gap(_Fallback):
 # --------------------------------------------------------------------------- Newton
 def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 12, tol_quad: float = 0.0,
                  J0: np.ndarray | None = None, j0_err: float = np.inf, refresh: bool = False):
-    r"""Batched Newton on ``delta = t(delta)`` with the exact Jacobian, or a chord method with a known one.
+    """:func:`rmtgan.solver.newton` as the dense build uses it.
 
-    Without ``J0`` every iteration uses the Jacobian at the iterate (its products in
-    single precision, ``fast_jac``: relative error about 1e-7, which adds ``1e-7 r``
-    to the ``O(r^2)`` error of a step; residuals are in double precision).  With
-    ``J0`` (per point, e.g. interpolated along the support) iterations cost one
-    inverse and no matrix products; the exact Jacobian is taken only when the
-    residual fails to drop tenfold (``refresh=True``: at the second evaluation of
-    every point not accepted after its first, so that the exact Jacobian is known
-    at each such point).  A point is accepted, and its last step
-    applied, when the residual ``r = max|delta - t| / max(1, max|delta|)``
-
-    * is at most ``tol``; or
-    * is at most ``tol_quad`` and the step used the exact Jacobian at the
-      iterate (Newton's error after that step is ``O(r^2)``), or ``J0`` with
-      ``j0_err r <= tol / 10`` (the chord step's error is ``O(j0_err r + r^2)``); or
-    * times the observed contraction ``r_i / r_{i-1}`` of a chord step (the
-      a-posteriori error estimate of the next step) is at most ``tol``.
-
-    Steps that would make an ``Im delta_a`` negative are shortened (Herglotz);
-    points whose residual grows twice are abandoned.
-
-    Returns ``delta, converged, J, tz`` (``J, tz``: the last exact Jacobian and
-    ``dt/dz``, zero where none was taken).
+    Jacobians from single-precision products (``fast_jac``: they steer the steps;
+    residuals are in double precision), points whose residual grows twice in a row
+    abandoned.  Returns ``delta, converged, J, tz`` (``J, tz``: the last Jacobian
+    taken and ``dt/dz``, zero where none was taken, e.g. every step a chord step
+    with ``J0``).
     """
-    m, k = d0.shape
-    d = np.array(d0, np.complex128)
-    conv = np.zeros(m, bool)
-    J = np.zeros((m, k, k), np.complex128)
-    tz = np.zeros((m, k), np.complex128)
-    Juse = np.zeros((m, k, k), np.complex128)
-    chord = np.zeros(m, bool)
-    if J0 is not None:
-        Juse[:] = J0
-        chord[:] = True
-    jerr = np.full(m, j0_err if J0 is not None else np.inf)
-    r_prev = np.full(m, np.inf)
-    grew = np.zeros(m, np.int64)
-    act = np.arange(m)
-    eye = np.eye(k)
-    for _ in range(maxiter):
-        if act.size == 0:
-            break
-        need = act[~chord[act]]
-        light = act[chord[act]]
-        t = np.empty((m, k), np.complex128)
-        exact = np.zeros(m, bool)
-        if need.size:
-            # the Jacobian only steers the steps (every residual is in double precision)
-            tn, Jn, tzn = be.evaluate(z[need], d[need], fast_jac=True)
-            t[need], J[need], tz[need], Juse[need] = tn, Jn, tzn, Jn
-            exact[need] = True
-            jerr[need] = 0.0
-        if light.size:
-            t[light] = be.evaluate(z[light], d[light], jac=False)[0]
-        da = d[act]
-        F = da - t[act]
-        r = np.max(np.abs(F), axis=1) / np.maximum(1.0, np.max(np.abs(da), axis=1))
-        bad = ~np.isfinite(r)
-        with np.errstate(all="ignore"):
-            step = np.linalg.solve(eye - Juse[act], F[..., None])[..., 0]
-        bad |= ~np.all(np.isfinite(step), axis=1)
-        new = da - step
-        upper = (z[act].imag > 0) | (da.imag > 0).any(axis=1)
-        neg = upper[:, None] & (new.imag < 0)
-        if neg.any():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lim = np.where(neg & (step.imag > 0), 0.5 * da.imag / step.imag, np.inf)
-            alpha = np.clip(np.min(lim, axis=1), 0.0, 1.0)
-            new = da - alpha[:, None] * step
-        rho = r / r_prev[act]
-        has_prev = np.isfinite(r_prev[act])
-        # after a chord step the error is ~ |J - J0| r + O(r^2)
-        good_j = exact[act] | (jerr[act] * r <= 0.1 * tol)
-        chord_ok = ~exact[act] & has_prev & (rho < 0.5) & (rho * r <= tol)
-        done = (r <= tol) | ((r <= tol_quad) & good_j) | chord_ok
-        done &= ~bad
-        grew[act] = np.where(rho > 1.0, grew[act] + 1, 0)
-        bad |= grew[act] >= 2
-        d[act] = np.where(bad[:, None], da, new)
-        conv[act[done]] = True
-        # a chord that does not contract tenfold takes the exact Jacobian next time
-        chord[act] = chord[act] & ~(rho > 0.1)
-        if J0 is None or refresh:
-            chord[act] = False
-        r_prev[act] = r
-        act = act[~done & ~bad]
-    return d, conv, J, tz
+    out = newton(be, z, d0, tol=tol, maxiter=maxiter, tol_quad=tol_quad, fast_jac=True, J0=J0,
+                 j0_err=j0_err, refresh=refresh, max_growth=2)
+    return out.delta, out.converged, out.jac, out.tz
 
 
 def perron(J: np.ndarray):

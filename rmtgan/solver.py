@@ -113,20 +113,61 @@ def quadratic_tolerance(tol: float) -> float:
     return min(1e-7, 0.1 * float(np.sqrt(tol)))
 
 
-def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_TOL,
+def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
            maxiter: int = 30, herglotz: bool = True, tol_quad: float = 0.0,
-           fast_jac: bool = False) -> _NewtonOut:
-    r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``.
+           fast_jac: bool = False, J0: np.ndarray | None = None, j0_err: float = np.inf,
+           refresh: bool = False, max_growth: int | None = None, tol_step: float = 0.0) -> _NewtonOut:
+    r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``: the one Newton loop of the library.
 
-    The step solves ``(I - dt/ddelta) s = F``.  With ``herglotz=True`` a step that
-    would make some ``Im delta_a`` negative (leaving the Herglotz branch) is
-    shortened to stay in the closed upper half plane; a step that would cross the
-    pole ``delta_b = -1`` is halved.  A point is converged when
-    ``max_a |F_a| <= tol * max(1, max_a |delta_a|)``, or when that residual is at most
-    ``tol_quad`` (see :func:`quadratic_tolerance`); the last Newton step is then
-    applied, so the returned error is of order ``residual^2``.  ``fast_jac`` lets a
-    dense backend form the Jacobian from single-precision products (it then steers
-    the steps only; ``jac`` and ``tz`` of the result are accurate to about 1e-7).
+    The step solves ``(I - J) s = F`` with ``J = dt/ddelta``.  A point is accepted,
+    and its last step applied, when the residual
+    ``r = max_a |F_a| / max(1, max_a |delta_a|)``
+
+    * is at most ``tol`` (a scalar or one value per point); or
+    * is at most ``tol_quad`` (see :func:`quadratic_tolerance`) and the step used
+      the Jacobian at the iterate (Newton's error after it is ``O(r^2)``), or ``J0``
+      with ``j0_err r <= tol / 10`` (a chord step's error is ``O(j0_err r + r^2)``); or
+    * times the observed contraction ``r_i / r_{i-1}`` of a chord step (the
+      a-posteriori error estimate of the next step) is at most ``tol``;
+
+    or when a step with the Jacobian at the iterate is at most
+    ``tol_step max(1, max_a |delta_a|)``: its own error is of the order of its square.
+    Unlike ``tol_quad`` this allows for the conditioning of ``I - J`` (next to an
+    edge, where ``I - J`` is nearly singular, a small residual is not a small error).
+
+    Parameters
+    ----------
+    backend
+        Evaluates ``t``, ``J`` and ``dt/dz`` at a batch of points
+        (``evaluate(z, delta, fast_jac=...)``; with ``J0`` also ``jac=False``).
+    z : (m,) complex array
+    delta0 : (m, k) complex array
+        Starting points; a non-finite one is reported as not converged, never evaluated.
+    herglotz : bool
+        A step that would make some ``Im delta_a`` negative (the solutions sought have
+        ``Im z >= 0``, hence ``Im delta_a >= 0``) is shortened so that every
+        ``Im delta_a`` keeps at least half of its value (overshoots within rounding of
+        the real axis, ``1e-13 |delta_a|``, are not: a real solution is reached exactly);
+        the last step of an accepted point is taken in full, its negative imaginary
+        parts set to 0.
+    fast_jac : bool
+        Let a dense backend form ``J`` from single-precision products (about 1e-7
+        relative): it then steers the steps only; residuals stay in double precision.
+    J0 : (m, k, k) array, optional
+        A known Jacobian per point (e.g. interpolated along the support): steps cost
+        one evaluation without products (a chord method).  The exact Jacobian is taken
+        when the residual fails to drop tenfold, and, with ``refresh=True``, at the
+        second evaluation of every point not accepted after its first.
+    j0_err : float
+        Relative error of ``J0``.
+    max_growth : int, optional
+        Abandon a point whose residual grows this many times in a row.
+
+    Returns
+    -------
+    _NewtonOut
+        ``jac`` and ``tz`` are those of the last evaluation with the Jacobian
+        (zero where none was taken); ``iterations`` counts evaluations per point.
     """
     m, k = delta0.shape
     tol_arr = np.broadcast_to(np.asarray(tol, dtype=float), (m,))
@@ -134,48 +175,77 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol: float = DEFAULT_T
     conv = np.zeros(m, bool)
     iters = np.zeros(m, np.int64)
     resid = np.full(m, np.inf)
-    jac_last = np.zeros((m, k, k), np.complex128)
-    tz_last = np.zeros((m, k), np.complex128)
-    active = np.arange(m)
+    jac = np.zeros((m, k, k), np.complex128)
+    tz = np.zeros((m, k), np.complex128)
+    juse = np.zeros((m, k, k), np.complex128)
+    chord = np.zeros(m, bool)
+    if J0 is not None:
+        juse[:] = J0
+        chord[:] = True
+    jerr = np.full(m, j0_err if J0 is not None else np.inf)
+    r_prev = np.full(m, np.inf)
+    grew = np.zeros(m, np.int64)
+    active = np.flatnonzero(np.all(np.isfinite(delta), axis=1))
     eye = np.eye(k)
     for _ in range(maxiter):
         if active.size == 0:
             break
+        need, light = active[~chord[active]], active[chord[active]]
+        t = np.empty((m, k), np.complex128)
+        exact = np.zeros(m, bool)
+        if need.size:
+            t[need], jac[need], tz[need] = backend.evaluate(z[need], delta[need], fast_jac=fast_jac)
+            juse[need] = jac[need]
+            exact[need] = True
+            jerr[need] = 0.0
+        if light.size:
+            t[light] = backend.evaluate(z[light], delta[light], jac=False)[0]
         d = delta[active]
-        t, jac, tz = backend.evaluate(z[active], d, fast_jac=fast_jac)
-        F = d - t
-        scale = np.maximum(1.0, np.max(np.abs(d), axis=1))
-        r = np.max(np.abs(F), axis=1) / scale
+        F = d - t[active]
+        size = np.maximum(1.0, np.max(np.abs(d), axis=1))
+        r = np.max(np.abs(F), axis=1) / size
         bad = ~np.isfinite(r)
         r[bad] = np.inf
         resid[active] = r
         iters[active] += 1
-        jac_last[active] = jac
-        tz_last[active] = tz
-        J = eye - jac
-        try:
-            step = np.linalg.solve(J, F[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.stack([_lstsq(J[i], F[i]) for i in range(J.shape[0])])
-        step[~np.isfinite(step)] = 0.0
-        done = (r <= tol_arr[active]) | (r <= tol_quad)
+        A = eye - juse[active]
+        with np.errstate(all="ignore"):
+            try:
+                step = np.linalg.solve(A, F[..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                step = np.stack([_lstsq(A[i], F[i]) for i in range(A.shape[0])])
+        bad |= ~np.all(np.isfinite(step), axis=1)
+        rho = r / r_prev[active]
+        good_j = exact[active] | (jerr[active] * r <= 0.1 * tol_arr[active])
+        chord_ok = ~exact[active] & np.isfinite(r_prev[active]) & (rho < 0.5) & (rho * r <= tol_arr[active])
+        small = exact[active] & (np.max(np.abs(step), axis=1) <= tol_step * size)
+        done = ((r <= tol_arr[active]) | ((r <= tol_quad) & good_j) | chord_ok | small) & ~bad
         new = d - step
         if herglotz:
-            # a step that leaves the upper half plane is shortened so that every
-            # Im delta_a keeps at least half of its current value
-            neg = (new.imag < -1e-13 * (1.0 + np.abs(new))).any(axis=1) & ~done
+            # the last step of an accepted point is taken in full and its imaginary parts
+            # projected on [0, inf): the solution is there, so this only brings it closer
+            new.imag[done] = np.maximum(new.imag[done], 0.0)
+            neg = new.imag < -1e-13 * (1.0 + np.abs(new))
             if neg.any():
-                si, di = step[neg].imag, d[neg].imag
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    lim = np.where(si > 0, 0.5 * di / si, np.inf)
+                    lim = np.where(neg & (step.imag > 0), 0.5 * d.imag / step.imag, np.inf)
                 alpha = np.clip(np.min(lim, axis=1), 0.0, 1.0)
-                new[neg] = d[neg] - alpha[:, None] * step[neg]
-        good = np.all(np.isfinite(new), axis=1) & (np.min(np.abs(1.0 + new), axis=1) > 0)
-        new[~good] = d[~good]
-        delta[active] = new
+                new = d - alpha[:, None] * step
+        fail = ~np.all(np.isfinite(new), axis=1) | (np.min(np.abs(1.0 + new), axis=1) == 0)
+        bad |= fail
+        done &= ~fail
+        if max_growth is not None:
+            grew[active] = np.where(rho > 1.0, grew[active] + 1, 0)
+            bad |= (grew[active] >= max_growth) & ~done
+        delta[active] = np.where(bad[:, None], d, new)
         conv[active[done]] = True
+        # a chord that does not contract tenfold takes the exact Jacobian next time
+        chord[active] &= ~(rho > 0.1)
+        if J0 is None or refresh:
+            chord[active] = False
+        r_prev[active] = r
         active = active[~done & ~bad]
-    return _NewtonOut(delta, conv, iters, resid, jac_last, tz_last)
+    return _NewtonOut(delta, conv, iters, resid, jac, tz)
 
 
 def _lstsq(J, F):

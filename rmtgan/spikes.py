@@ -79,7 +79,7 @@ import scipy.optimize
 
 from rmtgan._validation import as_tolerance
 from rmtgan.model import MixtureModel, check_same_bulk
-from rmtgan.solver import DEFAULT_TOL, continuation, make_backend, spectral_scale
+from rmtgan.solver import DEFAULT_TOL, continuation, make_backend, newton, spectral_scale
 
 __all__ = ["GramSpikes", "PhaseTransitions", "gram_spikes", "phase_transitions"]
 
@@ -136,30 +136,16 @@ class _Resolvent:
 
     # -- Newton with the backend's exact Jacobian ------------------------- #
     def newton(self, z: complex, d0: np.ndarray, maxiter: int = 40):
-        eye = np.eye(self.k)
-        d = np.array(d0, np.complex128)
-        zz = np.array([z], np.complex128)
-        for _ in range(maxiter):
-            if not np.all(np.isfinite(d)):  # a singular step or guess: report, never evaluate NaN
-                return d, None, None, False
-            t, jac, tz = self.backend.evaluate(zz, d[None])
-            F = d - t[0]
-            if not np.all(np.isfinite(F)):
-                return d, None, None, False
-            res = np.max(np.abs(F)) / max(1.0, np.max(np.abs(d)))
-            try:
-                step = np.linalg.solve(eye - jac[0], F)
-            except np.linalg.LinAlgError:
-                return d, None, None, False
-            d = d - step
-            # converged on the residual, or on a step so small that the (quadratically
-            # convergent) next residual is far below tol
-            tiny_step = np.max(np.abs(step)) <= 1e-3 * self.tol ** 0.5 * max(1.0, np.max(np.abs(d)))
-            if res <= self.tol or tiny_step:
-                return d, jac[0], tz[0], True
-            if np.any(np.abs(1.0 + d) < 1e-14):
-                return d, None, None, False
-        return d, None, None, False
+        """``delta`` at one point, by :func:`rmtgan.solver.newton` from ``d0``: ``(delta, J, tz, ok)``.
+
+        ``J = dt/ddelta`` and ``tz = dt/dz`` are exact and taken at the last iterate before its final
+        step (``None`` when not converged); a non-finite guess is reported, never evaluated.
+        """
+        out = newton(self.backend, np.array([z], np.complex128), np.asarray(d0, np.complex128)[None],
+                     tol=self.tol, maxiter=maxiter, tol_step=1e-3 * self.tol ** 0.5)
+        if not out.converged[0]:
+            return out.delta[0], None, None, False
+        return out.delta[0], out.jac[0], out.tz[0], True
 
     def derivative(self, jac: np.ndarray, tz: np.ndarray) -> np.ndarray:
         """``d delta / dz = (I - dt/ddelta)^{-1} dt/dz``."""
