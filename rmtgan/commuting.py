@@ -47,21 +47,22 @@ class CommutingBackend:
         self.mm = np.ascontiguousarray(np.moveaxis(mm, 0, -1))  # (k, k, q)
         self.n_evaluations = 0
 
-    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, fast_jac: bool = False):
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
         """Return ``t (m,k)``, ``dt/ddelta (m,k,k)``, ``dt/dz (m,k)`` at each point.
 
-        ``fast_jac`` is accepted for the common interface (the kernel is exact and cheap).
+        ``jac`` and ``fast_jac`` are accepted for the common interface: the kernel is
+        exact and cheap, and always returns the derivatives.
         """
         m = z.shape[0]
         t = np.empty((m, self.k), np.complex128)
-        jac = np.empty((m, self.k, self.k), np.complex128)
+        J = np.empty((m, self.k, self.k), np.complex128)
         tz = np.empty((m, self.k), np.complex128)
         if m:
             commuting_evaluate(np.ascontiguousarray(z, np.complex128),
                                np.ascontiguousarray(delta, np.complex128),
-                               self.lam, self.lamw, self.c, 1.0 / self.p, t, jac, tz)
+                               self.lam, self.lamw, self.c, 1.0 / self.p, t, J, tz)
         self.n_evaluations += m
-        return t, jac, tz
+        return t, J, tz
 
     def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
         """Return ``M^T R M`` and ``M^T R^2 M`` (each ``(m, k, k)``) with ``R`` the no-means resolvent."""

@@ -69,6 +69,51 @@ def test_newton_quadratic_acceptance_and_fast_jacobian(commuting):
     assert np.all(quick.iterations <= plain.iterations) and quick.iterations.sum() < plain.iterations.sum()
 
 
+@pytest.mark.parametrize("commuting", [True, False])
+def test_newton_chord_steps_land_on_the_reference(commuting):
+    # a chord method with a known Jacobian (a neighbour's, slightly off, or a useless one)
+    # must land where the slow reference does; the step-size test too
+    from rmtgan.solver import make_backend, newton
+
+    model = _model(7, commuting=commuting)
+    be = make_backend(model)
+    z = np.array([0.5 + 1.0j, 3.0 + 0.7j, 1.5 + 0.05j])
+    ref = np.array([reference_delta(model, zj) for zj in z])
+    guess = ref * (1 + 1e-5) + 1e-5j
+    _, J, _ = be.evaluate(z, ref)
+    calls = []
+    real_evaluate = be.evaluate
+    be.evaluate = lambda zz, d, **kw: calls.append(kw.get("jac", True)) or real_evaluate(zz, d, **kw)
+    near = newton(be, z, guess, tol=1e-12, J0=J * (1 + 1e-6), j0_err=1e-6)
+    assert near.converged.all() and not any(calls)  # every step a chord step: no products
+    np.testing.assert_allclose(near.delta, ref, rtol=1e-12, atol=1e-13)
+    useless = newton(be, z, guess, tol=1e-12, J0=np.zeros_like(J), j0_err=1.0, refresh=True)
+    assert useless.converged.all() and any(calls)  # the exact Jacobian was taken
+    np.testing.assert_allclose(useless.delta, ref, rtol=1e-12, atol=1e-13)
+    be.evaluate = real_evaluate
+    plain = newton(be, z, guess, tol=1e-12)
+    step = newton(be, z, guess, tol=1e-12, tol_step=1e-9)
+    assert step.converged.all() and step.iterations.sum() < plain.iterations.sum()
+    np.testing.assert_allclose(step.delta, ref, rtol=1e-12, atol=1e-13)
+
+
+def test_newton_abandons_a_growing_residual_when_asked():
+    # t(delta) = delta + delta^2 with a wrong (zero) Jacobian: every step moves away from
+    # the root at 0, so the residual delta^2 grows
+    from rmtgan.solver import newton
+
+    class Diverging:
+        def evaluate(self, z, d, **kw):
+            return d + d * d, np.zeros(d.shape + d.shape[-1:], complex), np.zeros_like(d)
+
+    start = np.array([[0.1 + 0j]])
+    free = newton(Diverging(), np.array([1.0j]), start, maxiter=6, herglotz=False)
+    capped = newton(Diverging(), np.array([1.0j]), start, maxiter=6, herglotz=False, max_growth=2)
+    assert not free.converged[0] and free.iterations[0] == 6
+    assert not capped.converged[0] and capped.iterations[0] == 3
+    assert np.isfinite(capped.delta).all()
+
+
 def test_dense_path_equals_commuting_path():
     model = _model(1, p=20)
     z = np.array([[0.3 + 0.01j, 2.0 + 1e-4j], [5.0 + 0.5j, -0.5 + 0.0j]])
