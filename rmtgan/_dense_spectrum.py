@@ -46,6 +46,7 @@ import numpy as np
 import scipy.fft
 from numpy.polynomial import chebyshev as cheb
 
+from rmtgan._folds import _solve, fold_data, fold_newton
 from rmtgan._panels import Panel
 from rmtgan.solver import DEFAULT_TOL, ConvergenceError, newton, quadratic_tolerance
 
@@ -115,98 +116,6 @@ def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 1
     out = newton(be, z, d0, tol=tol, maxiter=maxiter, tol_quad=tol_quad, fast_jac=True, J0=J0,
                  j0_err=j0_err, refresh=refresh, max_growth=2)
     return out.delta, out.converged, out.jac, out.tz
-
-
-def perron(J: np.ndarray):
-    """Perron root ``lambda`` of a real non-negative ``k x k`` matrix, right ``r`` and left ``l`` vectors.
-
-    Normalised with ``r > 0``, ``sum(r) = 1`` and ``l^T r = 1``.
-    """
-    w, V = np.linalg.eig(J)
-    i = int(np.argmax(w.real))
-    lam = float(w[i].real)
-    r = np.abs(V[:, i].real)
-    r = r / r.sum()
-    wl, Vl = np.linalg.eig(J.T)
-    il = int(np.argmin(np.abs(wl - lam)))
-    ell = np.abs(Vl[:, il].real)
-    ell = ell / (ell @ r)
-    return lam, r, ell
-
-
-def fold_data(be, x: float, d: np.ndarray, exact: bool = False):
-    """Everything about the real branch at ``(x, delta)``: residual, ``J``, Perron data, derivatives.
-
-    Returns a dict with ``F`` (``delta - t``), ``J``, ``tz``, ``lam``, ``r``, ``l``,
-    ``dd`` (``d delta / dx`` along the branch), ``glam`` (gradient of ``lambda`` in
-    ``delta``), ``lx`` (``d lambda / dx`` at fixed ``delta``), ``Dr``
-    (``d (J r) / d delta``) and ``neg``, the number of negative eigenvalues of the
-    real matrix ``A(x, delta)``: in a gap, ``p`` times the ``X X^T / p``-side CDF
-    (exact separation), constant along the gap.
-
-    ``F`` is always in double precision.  ``J`` (hence ``lam``, whose value 1
-    defines an edge) is exact only with ``exact=True`` (the fold Newton); the walk's
-    steps take it from single-precision products (about 1e-7 relative), enough to
-    predict where the fold is.
-    """
-    t, J, tz, R, Q = be._point(float(x) + 0j, np.asarray(d, float), True, not exact)
-    t, J, tz = t.real, J.real, tz.real
-    lam, r, ell = perron(J)
-    Dd, Dx = be._second_derivatives(np.asarray(d, float), r, J, R, Q)
-    be._tick(1)
-    dd = _solve(np.eye(J.shape[0]) - J, tz)  # NaN exactly at a fold
-    return {"x": float(x), "d": np.asarray(d, float), "F": d - t, "J": J, "tz": tz, "lam": lam, "r": r,
-            "l": ell, "dd": dd, "glam": ell @ Dd, "lx": float(ell @ Dx), "Dr": Dd,
-            "neg": be.negative_count(x, d)}
-
-
-def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: float, maxiter: int = 14):
-    r"""Newton on the fold system ``delta = t(delta, x)``, ``lambda(J(delta, x)) = 1``.
-
-    Unknowns ``(delta, x)`` are real; the Jacobian is exact:
-    ``[[I - J, -dt/dx], [d lambda/d delta, d lambda/dx]]`` with
-    ``d lambda = l^T dJ r`` (Perron vectors, ``l^T r = 1``).  Steps are damped to keep
-    ``x`` in ``[lo, hi]``.  Returns the fold data (:func:`fold_data`) at the
-    solution, or ``None``.
-    """
-    x, d = float(x0), np.array(d0, float)
-    k = d.size
-    last = np.inf
-    for _ in range(maxiter):
-        fd = fold_data(be, x, d, exact=True)
-        F = fd["F"]
-        g = fd["lam"] - 1.0
-        res = max(np.max(np.abs(F)) / max(1.0, np.max(np.abs(d))), abs(g))
-        if not np.isfinite(res):
-            return None
-        M = np.zeros((k + 1, k + 1))
-        M[:k, :k] = np.eye(k) - fd["J"]
-        M[:k, k] = -fd["tz"]
-        M[k, :k] = fd["glam"]
-        M[k, k] = fd["lx"]
-        try:
-            step = np.linalg.solve(M, np.concatenate([F, [g]]))
-        except np.linalg.LinAlgError:
-            return None
-        if not np.all(np.isfinite(step)):
-            return None
-        if res <= 1e-13:
-            return fd
-        if res > 4 * last and res > 1e-6:
-            return None
-        last = res
-        for _ in range(40):
-            if lo <= x - step[k] <= hi and np.all(np.abs(1.0 + d - step[:k]) > 1e-12):
-                break
-            step = 0.5 * step
-        else:
-            return None
-        d = d - step[:k]
-        x = x - step[k]
-        if abs(step[k]) <= 1e-15 * scale and np.max(np.abs(step[:k])) <= 1e-14 * (1 + np.max(np.abs(d))):
-            fd = fold_data(be, x, d, exact=True)
-            return fd if abs(fd["lam"] - 1.0) < 1e-9 else None
-    return None
 
 
 def _sqrt_coefficient(fd) -> float:
@@ -545,15 +454,6 @@ def _opens_right(fd) -> bool:
 def _physical(fd) -> bool:
     """A real point on the physical branch: ``lambda < 1`` and ``d delta / dx > 0``."""
     return bool(fd["lam"] < 1.0 and np.all(fd["dd"] > 0) and np.all(np.isfinite(fd["dd"])))
-
-
-def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``A^{-1} b``, or NaN where ``A`` is singular (exactly at a fold)."""
-    try:
-        with np.errstate(all="ignore"):
-            return np.linalg.solve(A, b)
-    except np.linalg.LinAlgError:
-        return np.full(np.shape(b), np.nan)
 
 
 def _hermite_extrapolate(s0, d0, ds0, s1, d1, ds1, s):

@@ -41,6 +41,8 @@ class CommutingBackend:
         self.q = cols.shape[0]
         self.lam = np.ascontiguousarray(cols.T)  # (k, q)
         self.lamw = np.ascontiguousarray(self.lam * counts)  # (k, q)
+        self.counts = counts
+        self.sizes = np.asarray(model.sizes)
         mt = eig.rotate(model.means.T)  # (p, k): means in the eigenbasis
         mm = np.zeros((self.q, self.k, self.k))
         np.add.at(mm, inverse, mt[:, :, None] * mt[:, None, :])
@@ -63,6 +65,58 @@ class CommutingBackend:
                                self.lam, self.lamw, self.c, 1.0 / self.p, t, J, tz)
         self.n_evaluations += m
         return t, J, tz
+
+    def fold_point(self, x: float, delta: np.ndarray, *, fast_jac: bool = False):
+        r"""Real-axis data for the fold (edge) system at a real point (see :mod:`rmtgan._folds`).
+
+        Returns ``t, J, tz, along`` with ``along(v) = (Dd, Dx)``,
+        ``Dd[a, c] = d (J v)_a / d delta_c`` and ``Dx[a] = d (J v)_a / dx``.  With
+        ``g_i = 1 / (sum_b c_b lambda_{b,i} / (1 + delta_b) - x)``,
+        ``e_b = c_b / (1 + delta_b)^2`` and ``s_i = sum_b lambda_{b,i} e_b v_b``:
+
+        .. math::
+
+            \frac{\partial (Jv)_a}{\partial \delta_c} = \frac{2 e_c}{p} \sum_i
+                \lambda_{a,i} \lambda_{c,i} g_i^3 s_i - \frac{2 v_c}{1 + \delta_c} J_{ac},
+            \qquad \frac{\partial (Jv)_a}{\partial x} = \frac2p \sum_i \lambda_{a,i} g_i^3 s_i.
+
+        Everything in double precision (``fast_jac`` is accepted for the common interface).
+        """
+        d = np.asarray(delta, np.float64)
+        x = float(x)
+        g = 1.0 / ((self.c / (1.0 + d)) @ self.lam - x)  # (q,)
+        e = self.c / (1.0 + d) ** 2
+        p = self.p
+        t = self.lamw @ g / p
+        g2 = g * g
+        J = (self.lamw * g2) @ self.lam.T * e[None, :] / p
+        tz = self.lamw @ g2 / p
+        self.n_evaluations += 1
+
+        def along(v):
+            w3 = self.lamw * (g2 * g * ((e * np.asarray(v, np.float64)) @ self.lam))  # (k, q)
+            Dd = 2.0 * e[None, :] * (w3 @ self.lam.T) / p - 2.0 * (v / (1.0 + d))[None, :] * J
+            return Dd, 2.0 * w3.sum(axis=1) / p
+
+        return t, J, tz, along
+
+    def negative_count(self, x: float, delta: np.ndarray) -> int:
+        r"""Predicted number of eigenvalues of ``X X^T / p`` below a real ``x`` in a gap.
+
+        As :meth:`rmtgan.dense.DenseBackend.negative_count`: the negative eigenvalues of
+        the (here diagonal) ``A(x, delta)``, less ``n_b`` for every class with
+        ``1 + delta_b < 0``.
+
+        Raises
+        ------
+        ArithmeticError
+            ``A(x, delta)`` is singular (a zero diagonal entry).
+        """
+        d = np.asarray(delta, np.float64)
+        s = (self.c / (1.0 + d)) @ self.lam - float(x)
+        if np.any(s == 0.0):
+            raise ArithmeticError(f"A(x, delta) is singular at x = {x!r}")
+        return int(self.counts[s < 0].sum() - self.sizes[1.0 + d < 0].sum())
 
     def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
         """Return ``M^T R M`` and ``M^T R^2 M`` (each ``(m, k, k)``) with ``R`` the no-means resolvent."""

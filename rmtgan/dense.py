@@ -34,7 +34,7 @@ LAPACK is called through ``ctypes`` on ``scipy.linalg.cython_lapack``, which
 releases the GIL, so the points of one call run on worker threads
 (``DenseBackend(workers=...)``), one inverse and one BLAS thread each.
 
-For folds (support edges) :meth:`DenseBackend.fold_terms` also gives the
+For folds (support edges) :meth:`DenseBackend.fold_point` also gives the
 second derivatives along a direction ``v`` (products in single precision: they
 steer Newton steps and predictors only):
 
@@ -721,21 +721,22 @@ class DenseBackend:
         self._map(one, m)
         return t, J, tz
 
-    def fold_terms(self, x: float, delta: np.ndarray, v: np.ndarray, *, fast_jac: bool = False):
-        r"""Real-axis data for the fold (edge) system at a real point.
+    def fold_point(self, x: float, delta: np.ndarray, *, fast_jac: bool = False):
+        r"""Real-axis data for the fold (edge) system at a real point (see :mod:`rmtgan._folds`).
 
-        Returns ``t, J, tz, Dd, Dx`` with ``Dd[a, c] = d (J v)_a / d delta_c`` and
-        ``Dx[a] = d (J v)_a / dx`` (see the module notes).  ``x``, ``delta`` and
-        ``v`` must be real.  ``t`` is in double precision; so are ``J`` and ``tz``
-        unless ``fast_jac`` (then about 1e-7 relative, as in :meth:`evaluate`).
-        ``Dd`` and ``Dx`` only steer Newton steps and predictors: their products
-        always run in single precision (about 1e-7 relative).
+        Returns ``t, J, tz, along`` with ``along(v) = (Dd, Dx)``,
+        ``Dd[a, c] = d (J v)_a / d delta_c`` and ``Dx[a] = d (J v)_a / dx`` (see the
+        module notes).  ``x`` and ``delta`` must be real.  ``t`` is in double
+        precision; so are ``J`` and ``tz`` unless ``fast_jac`` (then about 1e-7
+        relative, as in :meth:`evaluate`).  ``Dd`` and ``Dx`` only steer Newton steps
+        and predictors: their products always run in single precision (about 1e-7
+        relative).
         """
         d = np.asarray(delta, np.float64)
         t, J, tz, R, Q = self._point(float(x) + 0j, d, True, fast_jac)
         self._tick(1)
-        Dd, Dx = self._second_derivatives(d, np.asarray(v, np.float64), J.real, R, Q)
-        return t.real, J.real, tz.real, Dd, Dx
+        J = J.real
+        return t.real, J, tz.real, lambda v: self._second_derivatives(d, np.asarray(v, np.float64), J, R, Q)
 
     def _second_derivatives(self, d, v, J, R, Q):
         """``d (J v) / d delta`` and ``d (J v) / dz`` at a real point from ``R`` and ``Q_a = C_a R``.

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rmtgan._folds import fold_newton
 from rmtgan._panels import adaptive_panels
 from rmtgan._validation import as_points, as_positive_int, as_real_points, as_tolerance
 from rmtgan.model import MixtureModel
@@ -374,9 +375,10 @@ class GramSpectrum:
         """
         d_out = np.array(d_out, float)
         for _ in range(4):
-            res = _fold_newton(self._backend, x_out, d_out, self.scale, min(x_out, x_in), max(x_out, x_in))
+            res = fold_newton(self._backend, x_out, d_out, min(x_out, x_in), max(x_out, x_in), self.scale,
+                              maxiter=40)
             if res is not None:
-                return res[0], 1.0 / (1.0 + res[1])
+                return res["x"], 1.0 / (1.0 + res["d"])
             for _ in range(3):
                 mid = 0.5 * (x_out + x_in)
                 try:
@@ -396,9 +398,9 @@ class GramSpectrum:
                 # converges (seen: bisection 1.8e-8 short of an edge at 34.8 next to a
                 # gap of width 2e-4); else the bracket is the answer
                 lo, hi = min(x_out, x_in), max(x_out, x_in)
-                res = _fold_newton(self._backend, x_out, d_out, self.scale, lo, hi)
+                res = fold_newton(self._backend, x_out, d_out, lo, hi, self.scale, maxiter=40)
                 if res is not None:
-                    return res[0], 1.0 / (1.0 + res[1])
+                    return res["x"], 1.0 / (1.0 + res["d"])
                 if abs(x_out - x_in) > 1e-9 * abs(mid):
                     self._edge_notes.append(f"edge near {mid:.6g} located to +-{abs(x_out - x_in):.1e} only")
                 break
@@ -635,58 +637,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs ``(start, stop)`` (inclusive) of True in a boolean vector."""
     idx = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     return [(int(s), int(e) - 1) for s, e in zip(idx[::2], idx[1::2], strict=True)]
-
-
-def _fold_newton(backend, x0: float, d0: np.ndarray, scale: float, lo: float, hi: float,
-                 maxiter: int = 40):
-    """Newton on ``(delta - t(delta, x), det(I - dt/ddelta)) = 0`` over real ``(delta, x)``.
-
-    The last row of the Jacobian is a forward difference (the root found is that
-    of the exact residual; only the convergence rate depends on the difference).
-    Returns ``(x, delta)`` or ``None`` when Newton leaves ``[lo, hi]`` or stalls.
-    """
-    k = d0.shape[0]
-    d = np.array(d0, float)
-    x = float(x0)
-    eye = np.eye(k)
-    # steps and tolerances in x are relative to the bracket's own size: spectra of real
-    # features span many orders of magnitude, and an edge near 0 needs a small step
-    xs = max(abs(lo), abs(hi), 1e-14 * scale)
-    width = max(hi - lo, 1e-16 * xs)
-    slack = 1e-9 * width
-    for _ in range(maxiter):
-        hd = 1e-7 * (1.0 + np.abs(d))
-        hx = 1e-7 * xs
-        D = np.repeat(d[None], k + 2, axis=0)
-        X = np.full(k + 2, x)
-        D[1 + np.arange(k), np.arange(k)] += hd
-        X[k + 1] += hx
-        t, jac, tz = backend.evaluate(X + 0j, D + 0j)
-        t, jac, tz = t.real, jac.real, tz.real
-        g = np.linalg.det(eye - jac)
-        F = d - t[0]
-        J = np.zeros((k + 1, k + 1))
-        J[:k, :k] = eye - jac[0]
-        J[:k, k] = -tz[0]
-        J[k, :k] = (g[1:k + 1] - g[0]) / hd
-        J[k, k] = (g[k + 1] - g[0]) / hx
-        try:
-            step = np.linalg.solve(J, np.concatenate([F, [g[0]]]))
-        except np.linalg.LinAlgError:
-            return None
-        if not np.all(np.isfinite(step)):
-            return None
-        for _ in range(30):  # damp steps that leave the bracket
-            if lo - slack <= x - step[k] <= hi + slack:
-                break
-            step = 0.5 * step
-        else:
-            return None
-        d = d - step[:k]
-        x = x - step[k]
-        if abs(step[k]) <= 4e-15 * xs and np.max(np.abs(step[:k])) <= 1e-12 * (1 + np.max(np.abs(d))):
-            return x, d
-    return None
 
 
 def gram_spectrum(model: MixtureModel, *, method: str = "auto", tol: float = DEFAULT_TOL,

@@ -103,8 +103,10 @@ def test_fold_derivatives_against_central_differences(model):
     # (unit roundoff 6e-8, sums of p = 30 terms): 1e-6 relative
     be = DenseBackend(model)
     x, d, v = 3.0, np.array([0.2, 0.3, 0.1]), np.array([0.3, 0.5, 0.2])
-    t, J, tz, Dd, Dx = be.fold_terms(x, d, v)
-    tf, Jf, tzf, Ddf, Dxf = be.fold_terms(x, d, v, fast_jac=True)
+    t, J, tz, along = be.fold_point(x, d)
+    Dd, Dx = along(v)
+    tf, Jf, tzf, along_f = be.fold_point(x, d, fast_jac=True)
+    Ddf, Dxf = along_f(v)
     np.testing.assert_allclose(tf, t, rtol=1e-14)  # t always in double precision
     np.testing.assert_allclose(Jf, J, rtol=1e-6)
     np.testing.assert_allclose(tzf, tz, rtol=1e-6)
@@ -119,6 +121,40 @@ def test_fold_derivatives_against_central_differences(model):
     Jp = be.evaluate(np.array([x + h + 0j]), d[None] + 0j)[1][0].real
     Jm = be.evaluate(np.array([x - h + 0j]), d[None] + 0j)[1][0].real
     np.testing.assert_allclose(Dx, (Jp - Jm) @ v / (2 * h), rtol=1e-6)
+
+
+def test_commuting_fold_point_against_dense_and_differences():
+    # the commuting backend's fold data (closed forms over eigenvalues) against the dense
+    # backend on the same commuting model, and its second derivatives against central
+    # differences of its own J (double precision throughout: O(h^2) ~ 1e-10)
+    from rmtgan.commuting import CommutingBackend
+
+    model = outlier_model()
+    fast, slow = CommutingBackend(model), DenseBackend(model)
+    sup = gram_spectrum(model, method="commuting").support
+    for x in (0.5 * sup[0][0], 0.5 * (sup[0][1] + sup[1][0]), 2.0 * sup[-1][1]):
+        d = solve(model, np.array([x + 0j]), method="commuting").delta[0].real
+        v = np.array([0.7, 0.3])[: model.k]
+        t, J, tz, along = fast.fold_point(x, d)
+        ts, Js, tzs, along_s = slow.fold_point(x, d)
+        np.testing.assert_allclose(t, ts, rtol=1e-12)
+        np.testing.assert_allclose(J, Js, rtol=1e-11, atol=1e-14 * np.abs(J).max())
+        np.testing.assert_allclose(tz, tzs, rtol=1e-11)
+        Dd, Dx = along(v)
+        Dds, Dxs = along_s(v)  # single-precision products on the dense side
+        np.testing.assert_allclose(Dd, Dds, rtol=1e-5, atol=1e-6 * np.abs(Dd).max())
+        np.testing.assert_allclose(Dx, Dxs, rtol=1e-5)
+        assert fast.negative_count(x, d) == slow.negative_count(x, d)
+        h = 1e-5 * (1.0 + np.abs(d).max())
+        for c in range(model.k):
+            e = np.zeros(model.k)
+            e[c] = h
+            Jp, Jm = fast.fold_point(x, d + e)[1], fast.fold_point(x, d - e)[1]
+            diff = (Jp - Jm) @ v / (2 * h)
+            np.testing.assert_allclose(Dd[:, c], diff, rtol=1e-7, atol=1e-9 * np.abs(Dd).max())
+        hx = 1e-5 * abs(x)
+        Jp, Jm = fast.fold_point(x + hx, d)[1], fast.fold_point(x - hx, d)[1]
+        np.testing.assert_allclose(Dx, (Jp - Jm) @ v / (2 * hx), rtol=1e-7)
 
 
 @pytest.mark.parametrize("method", ["sytri2", "getri"])
