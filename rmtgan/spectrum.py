@@ -13,8 +13,9 @@ From the fixed point ``delta(z)`` (:mod:`rmtgan.solver`),
    continuation in ``Im z`` down to the real axis; a point is inside the support
    when ``Im delta > 0`` there;
 2. **edges** -- each change from outside to inside is refined by Newton's method
-   on the *fold* system ``delta = t(delta, x)``, ``det(I - dt/ddelta) = 0`` in
-   the real unknowns ``(delta, x)``: an edge is where the real branch folds;
+   on the *fold* system ``delta = t(delta, x)``, ``lambda(dt/ddelta) = 1`` (Perron
+   root) in the real unknowns ``(delta, x)``: an edge is where the real branch
+   folds (:mod:`rmtgan._folds`);
 3. **intervals** -- on each support interval ``[a, b]`` the substitution
    ``x = a + (b - a) sin^2(theta)`` turns the square-root (or, at a hard edge at 0,
    inverse square-root) behaviour into an analytic function of ``theta``;
