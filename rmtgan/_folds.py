@@ -75,18 +75,24 @@ def fold_data(be, x: float, d: np.ndarray, exact: bool = False, count: bool = Tr
 def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: float, maxiter: int = 14):
     r"""Newton on the fold system ``delta = t(delta, x)``, ``lambda(J(delta, x)) = 1``.
 
-    Unknowns ``(delta, x)`` are real; the Jacobian is exact:
+    Unknowns ``(delta, x)`` are real; the Jacobian of the system is
     ``[[I - J, -dt/dx], [d lambda/d delta, d lambda/dx]]`` with
-    ``d lambda = l^T dJ r`` (Perron vectors, ``l^T r = 1``).  Steps are damped to keep
-    ``x`` in ``[lo, hi]``.  Converged when the residual of the system is at most
-    ``1e-13`` or the steps fall below rounding: in ``x`` relative to the bracket's
-    magnitude (spectra of real features span many orders of magnitude; an edge near
-    0 needs a small step), never below ``1e-14`` of ``scale``.  Returns the fold
-    data (:func:`fold_data`) at the solution, or ``None``.
+    ``d lambda = l^T dJ r`` (Perron vectors, ``l^T r = 1``): ``J`` and ``dt/dx`` in
+    double precision, the second derivatives behind ``d lambda`` from the backend
+    (single-precision products on the dense one, about 1e-7 relative: they change
+    the rate of convergence, not the root).  Steps are damped to keep ``x`` in
+    ``[lo, hi]`` (to ``1e-9`` of its width: a start on the bracket's end is common).
+    Converged at an iterate whose residual (``F`` relative to ``max(1, |delta|)``, and
+    ``|lambda - 1|``) is at most ``1e-13``, or when the steps fall below rounding --
+    in ``x`` relative to the bracket's magnitude (spectra of real features span many
+    orders of magnitude; an edge near 0 needs a small step), never below ``1e-14`` of
+    ``scale`` -- with a residual below ``1e-9``.  Returns the fold data
+    (:func:`fold_data`) there, or ``None``.
     """
     x, d = float(x0), np.array(d0, float)
     k = d.size
     xs = max(abs(lo), abs(hi), 1e-14 * scale)
+    slack = 1e-9 * max(hi - lo, 1e-16 * xs)
     last = np.inf
     for _ in range(maxiter):
         fd = fold_data(be, x, d, exact=True, count=False)
@@ -113,7 +119,7 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
             return None
         last = res
         for _ in range(40):
-            if lo <= x - step[k] <= hi and np.all(np.abs(1.0 + d - step[:k]) > 1e-12):
+            if lo - slack <= x - step[k] <= hi + slack and np.all(np.abs(1.0 + d - step[:k]) > 1e-12):
                 break
             step = 0.5 * step
         else:
@@ -122,5 +128,6 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
         x = x - step[k]
         if abs(step[k]) <= 1e-15 * xs and np.max(np.abs(step[:k])) <= 1e-14 * (1 + np.max(np.abs(d))):
             fd = fold_data(be, x, d, exact=True)
-            return fd if abs(fd["lam"] - 1.0) < 1e-9 else None
+            res = max(np.max(np.abs(fd["F"])) / max(1.0, np.max(np.abs(d))), abs(fd["lam"] - 1.0))
+            return fd if res < 1e-9 else None
     return None

@@ -99,8 +99,8 @@ class _NewtonOut:
     converged: np.ndarray
     iterations: np.ndarray
     residual: np.ndarray
-    jac: np.ndarray  # dt/ddelta at the last evaluation
-    tz: np.ndarray  # dt/dz at the last evaluation
+    jac: np.ndarray  # dt/ddelta at the last evaluation that took it (zero where none did)
+    tz: np.ndarray  # dt/dz likewise
 
 
 def quadratic_tolerance(tol: float) -> float:
@@ -119,7 +119,8 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
            refresh: bool = False, max_growth: int | None = None, tol_step: float = 0.0) -> _NewtonOut:
     r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``: the one Newton loop of the library.
 
-    The step solves ``(I - J) s = F`` with ``J = dt/ddelta``.  A point is accepted,
+    The step solves ``(I - J) s = F`` with ``J = dt/ddelta`` (least squares where
+    ``I - J`` is singular; a point whose step is not finite is abandoned).  A point is accepted,
     and its last step applied, when the residual
     ``r = max_a |F_a| / max(1, max_a |delta_a|)``
 
@@ -209,28 +210,35 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         resid[active] = r
         iters[active] += 1
         A = eye - juse[active]
+        singular = np.zeros(active.size, bool)
         with np.errstate(all="ignore"):
             try:
                 step = np.linalg.solve(A, F[..., None])[..., 0]
             except np.linalg.LinAlgError:
-                step = np.stack([_lstsq(A[i], F[i]) for i in range(A.shape[0])])
+                step, singular = _solve_rows(A, F)
         bad |= ~np.all(np.isfinite(step), axis=1)
         rho = r / r_prev[active]
         good_j = exact[active] | (jerr[active] * r <= 0.1 * tol_arr[active])
         chord_ok = ~exact[active] & np.isfinite(r_prev[active]) & (rho < 0.5) & (rho * r <= tol_arr[active])
-        small = exact[active] & (np.max(np.abs(step), axis=1) <= tol_step * size)
+        # a small Newton step, not a least-squares one through a singular I - J
+        small = (exact[active] & ~singular & (np.max(np.abs(step), axis=1) <= tol_step * size)
+                 if tol_step > 0 else np.zeros(active.size, bool))
         done = ((r <= tol_arr[active]) | ((r <= tol_quad) & good_j) | chord_ok | small) & ~bad
         new = d - step
         if herglotz:
+            # a point not accepted whose step would leave the upper half plane is shortened
+            neg = (new.imag < -1e-13 * (1.0 + np.abs(new))) & ~done[:, None]
+            rows = neg.any(axis=1)
+            if rows.any():
+                di, si = d.imag[rows], step.imag[rows]
+                lim = np.full(di.shape, np.inf)
+                cut = neg[rows] & (si > 0)
+                lim[cut] = 0.5 * di[cut] / si[cut]
+                alpha = np.clip(np.min(lim, axis=1), 0.0, 1.0)
+                new[rows] = d[rows] - alpha[:, None] * step[rows]
             # the last step of an accepted point is taken in full and its imaginary parts
             # projected on [0, inf): the solution is there, so this only brings it closer
             new.imag[done] = np.maximum(new.imag[done], 0.0)
-            neg = new.imag < -1e-13 * (1.0 + np.abs(new))
-            if neg.any():
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    lim = np.where(neg & (step.imag > 0), 0.5 * d.imag / step.imag, np.inf)
-                alpha = np.clip(np.min(lim, axis=1), 0.0, 1.0)
-                new = d - alpha[:, None] * step
         fail = ~np.all(np.isfinite(new), axis=1) | (np.min(np.abs(1.0 + new), axis=1) == 0)
         bad |= fail
         done &= ~fail
@@ -248,11 +256,24 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
     return _NewtonOut(delta, conv, iters, resid, jac, tz)
 
 
-def _lstsq(J, F):
-    try:
-        return np.linalg.lstsq(J, F, rcond=None)[0]
-    except np.linalg.LinAlgError:
-        return np.zeros_like(F)
+def _solve_rows(A: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steps ``A_i^{-1} F_i`` row by row when some ``A_i`` is singular.
+
+    Singular rows get the least-squares step (NaN if that fails too, so that the
+    point is abandoned); the second array marks them.
+    """
+    step = np.empty_like(F)
+    singular = np.zeros(F.shape[0], bool)
+    for i in range(F.shape[0]):
+        try:
+            step[i] = np.linalg.solve(A[i], F[i])
+        except np.linalg.LinAlgError:
+            singular[i] = True
+            try:
+                step[i] = np.linalg.lstsq(A[i], F[i], rcond=None)[0]
+            except np.linalg.LinAlgError:
+                step[i] = np.nan
+    return step, singular
 
 
 def large_z_guess(backend_traces: np.ndarray, z: np.ndarray) -> np.ndarray:

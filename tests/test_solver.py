@@ -205,3 +205,37 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
     assert rmtgan.__version__
+
+
+def test_newton_accepted_points_stay_in_the_closed_upper_half_plane():
+    # t(delta) = delta / 2 + Re z (real root 2 Re z), reported Jacobian slightly off: an
+    # accepted point's last step ends just below the axis and is projected on it, also
+    # when another point of the batch has its step shortened (Herglotz)
+    from rmtgan.solver import newton
+
+    class Linear:
+        def evaluate(self, z, d, **kw):
+            return 0.5 * d + z.real[:, None], np.full((len(z), 1, 1), 0.6 + 0j), np.ones_like(d)
+
+    root = np.array([[2.0], [4.0]])
+    for batch in ([0], [0, 1]):
+        z = np.array([1.0 + 0j, 2.0 + 0j])[batch]
+        start = (root + np.array([[1e-10j], [0.1j]]))[batch]
+        out = newton(Linear(), z, start, tol=1e-9, maxiter=1)
+        assert out.converged[0] and out.delta[0, 0].imag == 0.0
+        assert np.all(out.delta.imag >= 0)
+
+
+def test_newton_never_accepts_a_step_through_a_singular_jacobian():
+    # I - J exactly singular and no root (F = 0.3 everywhere): the least-squares step is
+    # zero, which is not a small Newton step
+    from rmtgan.solver import newton
+
+    class Singular:
+        def evaluate(self, z, d, **kw):
+            return d - 0.3, np.ones((len(z), 1, 1), complex), np.ones_like(d)
+
+    for tol_step in (0.0, 1e-9):
+        out = newton(Singular(), np.array([1.0 + 1j]), np.array([[1.0 + 1j]]), tol=1e-12, maxiter=5,
+                     tol_step=tol_step)
+        assert not out.converged[0] and out.residual[0] > 0.2
