@@ -87,16 +87,18 @@ class CommutingBackend:
         g = 1.0 / ((self.c / (1.0 + d)) @ self.lam - x)  # (q,)
         e = self.c / (1.0 + d) ** 2
         p = self.p
-        t = self.lamw @ g / p
-        g2 = g * g
-        J = (self.lamw * g2) @ self.lam.T * e[None, :] / p
-        tz = self.lamw @ g2 / p
+        # factors lambda g are scale-free: no overflow for covariances of any scale
+        wg = self.lamw * g  # (k, q)
+        lg = self.lam * g
+        t = wg.sum(axis=1) / p
+        J = wg @ lg.T * e[None, :] / p
+        tz = wg @ g / p
         self.n_evaluations += 1
 
         def along(v):
-            w3 = self.lamw * (g2 * g * ((e * np.asarray(v, np.float64)) @ self.lam))  # (k, q)
-            Dd = 2.0 * e[None, :] * (w3 @ self.lam.T) / p - 2.0 * (v / (1.0 + d))[None, :] * J
-            return Dd, 2.0 * w3.sum(axis=1) / p
+            w3 = wg * (g * ((e * np.asarray(v, np.float64)) @ self.lam))  # lambda_a g^3 s, (k, q)
+            Dd = 2.0 * e[None, :] * (w3 @ lg.T) / p - 2.0 * (v / (1.0 + d))[None, :] * J
+            return Dd, 2.0 * (w3 @ g) / p
 
         return t, J, tz, along
 

@@ -510,6 +510,11 @@ class DenseBackend:
         self._cov_stack = cov.reshape(self.k * self.p, self.p)  # rows: C_1; C_2; ... (C-contiguous)
         self._cov_flat = cov.reshape(self.k, self.p * self.p)
         self._cov_stack32 = None  # single-precision copy, made on first use (fast_jac)
+        # single precision spans 1e-38..3e38 only: beyond 2^{+-40} the copy is of C / s and
+        # R enters as s R, with s a power of two near the covariances' scale (exact; C_a R
+        # is scale-free)
+        top = float(np.max(np.abs(cov))) if cov.size else 0.0
+        self._s32 = 2.0 ** round(np.log2(top)) if top > 0 and abs(np.log2(top)) > 40 else 1.0
         self.means = model.means
         self.sizes = np.asarray(model.sizes, dtype=np.int64)
         self.inverse = inverse
@@ -657,11 +662,11 @@ class DenseBackend:
         t0 = time.perf_counter()
         if single:
             if self._cov_stack32 is None:  # made once (a concurrent first use makes the same array)
-                self._cov_stack32 = self._cov_stack.astype(np.float32)
+                self._cov_stack32 = (self._cov_stack / self._s32).astype(np.float32)
             if np.iscomplexobj(R):
-                Q = (self._cov_stack32 @ _as_real_view(R).astype(np.float32)).view(np.complex64)
+                Q = (self._cov_stack32 @ (self._s32 * _as_real_view(R)).astype(np.float32)).view(np.complex64)
             else:
-                Q = self._cov_stack32 @ R.astype(np.float32)
+                Q = self._cov_stack32 @ (self._s32 * R).astype(np.float32)
         elif np.iscomplexobj(R):
             Q = (self._cov_stack @ _as_real_view(R)).view(np.complex128)
         else:
@@ -749,7 +754,7 @@ class DenseBackend:
         Q = Q.astype(np.float32, copy=False)
         Qv = np.tensordot((v * e).astype(np.float32), Q, axes=1)
         QQ = (Q.reshape(k * p, p) @ Qv).reshape(k, p, p)  # Q_c Q_v
-        N = Qv @ R.astype(np.float32)
+        N = Qv @ (self._s32 * R).astype(np.float32)  # s Q_v R: O(1) whatever the scale
         self._count(seconds=time.perf_counter() - t0)
         pair = np.empty((k, k))
         tzv = np.empty(k)
@@ -760,7 +765,7 @@ class DenseBackend:
         _cross_traces(Q, N, tzv)
         Dd[:] = 2.0 * e[None, :] * pair / p
         Dd -= 2.0 * (v / (1.0 + d))[None, :] * J
-        return Dd, 2.0 * tzv / p
+        return Dd, 2.0 * tzv / (p * self._s32)
 
     def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
         """``M^T R M`` and ``M^T R^2 M`` (each ``(m, k, k)``) with ``R`` the no-means resolvent."""

@@ -560,10 +560,10 @@ def _detect_commuting(cov: np.ndarray) -> EigenForm | None:
     if np.all(offdiag == 0):
         return EigenForm(_frozen(np.diagonal(cov, axis1=1, axis2=2).copy()), None)
     norms = np.linalg.norm(cov, axis=(1, 2))
+    unit = cov / np.maximum(norms, np.finfo(float).tiny)[:, None, None]  # no overflow at any scale
     for a, b in combinations(range(k), 2):
-        comm = cov[a] @ cov[b]
-        err = np.linalg.norm(comm - comm.T)
-        if err > COMMUTE_RTOL * norms[a] * norms[b]:
+        comm = unit[a] @ unit[b]
+        if np.linalg.norm(comm - comm.T) > COMMUTE_RTOL:
             return None
     # joint eigenbasis from a generic combination (distinct weights split degeneracies)
     weights = 1.0 + np.sqrt(np.arange(2, k + 2)) / 7.0

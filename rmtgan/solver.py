@@ -46,6 +46,9 @@ __all__ = [
 LEVEL_TOL = 1e-6
 #: default relative tolerance on the fixed-point residual ``|delta - t(delta)|``.
 DEFAULT_TOL = 1e-12
+#: covariance scales (largest mean eigenvalue ``tr C_a / p``) the solvers accept: beyond
+#: about ``1e+-150`` squares of the scale over- or underflow in double precision.
+SCALE_RANGE = (1e-140, 1e140)
 
 
 class ConvergenceError(RuntimeError):
@@ -73,6 +76,12 @@ def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "n
         Threads of the LAPACK dense path (default: every CPU the process may use;
         see :class:`rmtgan.dense.DenseBackend`).  Checked on every path, used by
         that one only.
+
+    Raises
+    ------
+    ValueError
+        When the covariances' scale (largest ``tr C_a / p``) is outside
+        :data:`SCALE_RANGE` (the spectrum is scale-covariant: rescale the data).
     """
     if not isinstance(model, MixtureModel):
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
@@ -83,6 +92,11 @@ def make_backend(model: MixtureModel, method: str = "auto", *, backend: str = "n
     if device is not None and backend != "torch":
         raise ValueError("device= needs backend='torch'")
     workers = as_workers(workers)  # checked whichever path runs
+    top = float(np.max(model.traces()))
+    if top > 0 and not SCALE_RANGE[0] <= top <= SCALE_RANGE[1]:
+        raise ValueError(f"the covariances' scale (largest mean eigenvalue {top:.3g}) is outside "
+                         f"[{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], where the solvers' arithmetic "
+                         "is exact; rescale the data: C_a -> s C_a scales the spectrum by s")
     if method == "commuting" or (method == "auto" and model.is_commuting):
         return CommutingBackend(model)
     if backend == "torch":

@@ -1,5 +1,7 @@
 """The limiting Gram spectrum: closed forms, invariants, Monte Carlo, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.integrate
@@ -7,7 +9,7 @@ import scipy.special
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rmtgan import MixtureModel, gram_spectrum
+from rmtgan import MixtureModel, gram_spectrum, gram_spikes
 from rmtgan.spectrum import GramSpectrum
 
 
@@ -355,3 +357,39 @@ def test_edge_next_to_a_narrow_gap_is_the_fold_not_the_bisection_bracket():
     # the edge is a fold of the real branch: inside just below it, outside just above
     below, above = spec._solve_real(np.array([b * (1 - 1e-11), b * (1 + 1e-11)]))
     assert spec._inside(below[None])[0] and not spec._inside(above[None])[0]
+
+
+@pytest.mark.parametrize("s", [1e-130, 1e-45, 1e45, 1e130])
+def test_extreme_scales_on_both_paths(s):
+    # the spectrum is scale-covariant; single-precision products (dense path) and cubes of
+    # resolvent entries (commuting fold data) must not over- or underflow on the way
+    rng = np.random.default_rng(3)
+    p = 24
+    lam = rng.uniform(0.5, 2.0, (2, p))
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    ref = gram_spectrum(MixtureModel.from_eigen(lam, [40, 50]))
+    eig = MixtureModel.from_eigen(lam * s, [40, 50], basis=q)
+    dense = MixtureModel(np.zeros((2, p)), eig.covariances, [40, 50])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way either
+        for model, method in ((eig, "commuting"), (dense, "dense")):
+            spec = gram_spectrum(model, method=method)
+            assert spec.success, spec.message
+            _same_spectrum(ref, spec, scale=s, rtol=1e-9)
+        # spikes and alignments too (means scale with sqrt(s))
+        means = np.zeros((2, p))
+        means[0, 0], means[1, 1] = 3.0, -3.0
+        ref_sp = gram_spikes(MixtureModel.from_eigen(lam, [40, 50], means=means))
+        sp = gram_spikes(MixtureModel.from_eigen(lam * s, [40, 50], basis=q, means=np.sqrt(s) * means @ q.T),
+                         method="dense")
+        assert ref_sp.success and sp.success and sp.values.size == ref_sp.values.size == 2
+        np.testing.assert_allclose(sp.values / s, ref_sp.values, rtol=1e-10)
+        np.testing.assert_allclose(sp.alignments, ref_sp.alignments, rtol=1e-8, atol=1e-10)
+
+
+def test_scales_beyond_the_range_are_refused():
+    lam = np.ones((1, 10))
+    for s in (1e-160, 1e160):
+        with pytest.raises(ValueError, match="scale"):
+            gram_spectrum(MixtureModel.from_eigen(lam * s, [20]))
+    assert gram_spectrum(MixtureModel.from_eigen(0.0 * lam, [20])).support == []  # zero is fine
