@@ -179,6 +179,17 @@ def test_strict_mismatch_is_reported(tiny, tmp_path):
     assert info.value.missing == ["generator.layers.0.conv_0.bias"]
     assert info.value.unexpected == ["generator.extra.weight"]
     assert "missing keys" in str(info.value) and "unexpected keys" in str(info.value)
+    # 3. integer weights for a float parameter: load_state_dict would cast them silently
+    rg.save_biggan(tiny, tmp_path)
+    state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
+    key = "generator.layers.0.conv_0.bias"
+    state[key] = state[key].round().to(torch.int64)
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(TypeError, match=f"wrong kind of dtype: {key} torch.int64"):
+        rg.load_biggan(tmp_path)
+    state[key] = state[key].to(torch.float16)  # a half-precision checkpoint is fine
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    rg.load_biggan(tmp_path)
 
 
 def test_corrupt_files(tiny, tmp_path):

@@ -263,6 +263,16 @@ def test_non_finite_features_are_reported():
         rg.feature_moments(gen, classes=[2], n_per_class=5)
 
 
+def test_complex_images_or_features_are_refused():
+    # .double() would drop the imaginary part with only torch's warning
+    gen = rg.as_generator(lambda z, y: torch.ones((z.shape[0], 1, 2, 2), dtype=torch.complex64), latent_dim=2)
+    with pytest.raises(TypeError, match="complex images"):
+        rg.feature_moments(gen, classes=[0], n_per_class=5)
+    real = rg.as_generator(lambda z, y: z.reshape(-1, 1, 1, 2), latent_dim=2)
+    with pytest.raises(TypeError, match="complex features"):
+        rg.feature_moments(real, lambda im: im.flatten(1).to(torch.complex64), classes=[0], n_per_class=5)
+
+
 def test_generator_returning_garbage():
     gen = rg.as_generator(lambda z, y: z[:1], latent_dim=2)
     with pytest.raises(ValueError, match="images"):

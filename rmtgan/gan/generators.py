@@ -418,6 +418,17 @@ def load_state_dict_strict(model, state: Mapping[str, Any], source: str) -> None
                   if k in expected and isinstance(v, torch.Tensor) and v.shape != expected[k].shape]
     if mismatched:
         raise StateDictMismatchError(source, mismatched=mismatched)
+    # load_state_dict casts silently: integer weights for float parameters (or the reverse,
+    # or complex ones) mean a wrong file, not a precision choice (float16 checkpoints are fine)
+    def kind(t):
+        return t.is_complex(), t.is_floating_point()
+
+    kinds = [(k, v.dtype, expected[k].dtype) for k, v in state.items()
+             if k in expected and isinstance(v, torch.Tensor) and kind(v) != kind(expected[k])]
+    if kinds:
+        raise TypeError(f"weights in {source} have the wrong kind of dtype: "
+                        + ", ".join(f"{k} {a} in file vs {b} expected" for k, a, b in kinds[:5])
+                        + (f" (+{len(kinds) - 5} more)" if len(kinds) > 5 else ""))
     result = model.load_state_dict(state, strict=False)  # load pre-hooks may rename keys
     if result.missing_keys or result.unexpected_keys:
         raise StateDictMismatchError(source, result.missing_keys, result.unexpected_keys)

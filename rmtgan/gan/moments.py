@@ -211,7 +211,11 @@ class _Setup:
                 if not isinstance(images, torch.Tensor) or images.ndim < 2 or images.shape[0] != b:
                     got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
                     raise ValueError(f"the generator must return images (b, C, H, W) with b = {b}, got {got}")
+                if images.is_complex():  # the features would silently drop the imaginary part
+                    raise TypeError(f"the generator returned complex images ({images.dtype})")
                 feats = images.flatten(1) if self.ext is None else self.ext(images)
+                if feats.is_complex():
+                    raise TypeError(f"the network returned complex features ({feats.dtype})")
                 if width is None:
                     width = feats.shape[1]
                 elif feats.shape[1] != width:
