@@ -96,7 +96,7 @@ class CommutingBackend:
         self.n_evaluations += 1
 
         def along(v):
-            w3 = wg * (g * ((e * np.asarray(v, np.float64)) @ self.lam))  # lambda_a g^3 s, (k, q)
+            w3 = wg * (g * ((e * np.asarray(v, np.float64)) @ self.lam))  # lambda_a g^2 s, (k, q)
             Dd = 2.0 * e[None, :] * (w3 @ lg.T) / p - 2.0 * (v / (1.0 + d))[None, :] * J
             return Dd, 2.0 * (w3 @ g) / p
 

@@ -559,10 +559,16 @@ def _detect_commuting(cov: np.ndarray) -> EigenForm | None:
     offdiag = np.abs(cov).sum(axis=(1, 2)) - np.abs(np.diagonal(cov, axis1=1, axis2=2)).sum(axis=1)
     if np.all(offdiag == 0):
         return EigenForm(_frozen(np.diagonal(cov, axis1=1, axis2=2).copy()), None)
-    norms = np.linalg.norm(cov, axis=(1, 2))
-    unit = cov / np.maximum(norms, np.finfo(float).tiny)[:, None, None]  # no overflow at any scale
+    # Frobenius norms and the commutators of the normalised covariances: no over- or
+    # underflow at any scale (a class of entries below 1e-162 would square to 0)
+    top = np.maximum(np.abs(cov).max(axis=(1, 2)), np.finfo(float).tiny)
+    norms = top * np.array([np.linalg.norm(cov[a] / top[a]) for a in range(k)])
+
+    def unit(a):
+        return cov[a] / max(norms[a], np.finfo(float).tiny)
+
     for a, b in combinations(range(k), 2):
-        comm = unit[a] @ unit[b]
+        comm = unit(a) @ unit(b)
         if np.linalg.norm(comm - comm.T) > COMMUTE_RTOL:
             return None
     # joint eigenbasis from a generic combination (distinct weights split degeneracies)

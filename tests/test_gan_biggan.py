@@ -190,6 +190,16 @@ def test_strict_mismatch_is_reported(tiny, tmp_path):
     state[key] = state[key].to(torch.float16)  # a half-precision checkpoint is fine
     torch.save(state, tmp_path / "pytorch_model.bin")
     rg.load_biggan(tmp_path)
+    # so is an integer counter stored as a float (converted checkpoints do that)
+    from rmtgan.gan.generators import load_state_dict_strict
+
+    bn = torch.nn.BatchNorm1d(3)
+    state = {k: v.clone() for k, v in bn.state_dict().items()}
+    state["num_batches_tracked"] = state["num_batches_tracked"].double()
+    load_state_dict_strict(bn, state, "bn")
+    state["weight"] = state["weight"].to(torch.int64)
+    with pytest.raises(TypeError, match="weight torch.int64 in file vs torch.float32"):
+        load_state_dict_strict(bn, state, "bn")
 
 
 def test_corrupt_files(tiny, tmp_path):

@@ -344,3 +344,20 @@ def test_eigh_subset_falls_back_when_lapack_fails(monkeypatch):
         np.testing.assert_allclose(w, full_w[:3], rtol=1e-12)
         np.testing.assert_allclose(np.abs(V.T @ full_V[:, 3:]), 0.0, atol=1e-10)  # the right subspace
         assert tried[:len(expect)] == expect
+
+
+def test_commuting_detection_at_any_scale():
+    # a class of entries far below 1e-162 squares to 0 in a plain Frobenius norm: it must
+    # still be recognised as commuting with the others (and a 1e+150 one not overflow)
+    rng = np.random.default_rng(2)
+    p = 12
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = rng.uniform(0.5, 2.0, (2, p))
+    for s in (1e-200, 1e-300, 1e150):
+        covs = np.stack([(q * lam[0]) @ q.T, s * (q * lam[1]) @ q.T])
+        covs = 0.5 * (covs + covs.transpose(0, 2, 1))
+        assert MixtureModel(np.zeros((2, p)), covs, [20, 30]).is_commuting
+    rot, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    other = np.stack([(q * lam[0]) @ q.T, 1e-200 * (rot * lam[1]) @ rot.T])
+    other = 0.5 * (other + other.transpose(0, 2, 1))
+    assert not MixtureModel(np.zeros((2, p)), other, [20, 30]).is_commuting

@@ -418,13 +418,15 @@ def load_state_dict_strict(model, state: Mapping[str, Any], source: str) -> None
                   if k in expected and isinstance(v, torch.Tensor) and v.shape != expected[k].shape]
     if mismatched:
         raise StateDictMismatchError(source, mismatched=mismatched)
-    # load_state_dict casts silently: integer weights for float parameters (or the reverse,
-    # or complex ones) mean a wrong file, not a precision choice (float16 checkpoints are fine)
+    # load_state_dict casts silently: integer or complex weights for a float parameter (or
+    # real ones for a complex one) mean a wrong file, not a precision choice (float16
+    # checkpoints are fine; so are counters such as num_batches_tracked stored as floats)
     def kind(t):
         return t.is_complex(), t.is_floating_point()
 
     kinds = [(k, v.dtype, expected[k].dtype) for k, v in state.items()
-             if k in expected and isinstance(v, torch.Tensor) and kind(v) != kind(expected[k])]
+             if k in expected and isinstance(v, torch.Tensor)
+             and any(kind(expected[k])) and kind(v) != kind(expected[k])]
     if kinds:
         raise TypeError(f"weights in {source} have the wrong kind of dtype: "
                         + ", ".join(f"{k} {a} in file vs {b} expected" for k, a, b in kinds[:5])
