@@ -25,7 +25,6 @@ def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.full(np.shape(b), np.nan)
 
 
-
 def perron(J: np.ndarray):
     """Perron root ``lambda`` of a real non-negative ``k x k`` matrix, right ``r`` and left ``l`` vectors.
 
@@ -72,6 +71,11 @@ def fold_data(be, x: float, d: np.ndarray, exact: bool = False, count: bool = Tr
     return fd
 
 
+def _residual(fd) -> float:
+    """Residual of the fold system at ``fd``: ``|F| / max(1, |delta|)`` and ``|lambda - 1|``, the larger."""
+    return max(np.max(np.abs(fd["F"])) / max(1.0, np.max(np.abs(fd["d"]))), abs(fd["lam"] - 1.0))
+
+
 def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: float, maxiter: int = 14):
     r"""Newton on the fold system ``delta = t(delta, x)``, ``lambda(J(delta, x)) = 1``.
 
@@ -98,7 +102,7 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
         fd = fold_data(be, x, d, exact=True, count=False)
         F = fd["F"]
         g = fd["lam"] - 1.0
-        res = max(np.max(np.abs(F)) / max(1.0, np.max(np.abs(d))), abs(g))
+        res = _residual(fd)
         if not np.isfinite(res):
             return None
         M = np.zeros((k + 1, k + 1))
@@ -128,6 +132,5 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
         x = x - step[k]
         if abs(step[k]) <= 1e-15 * xs and np.max(np.abs(step[:k])) <= 1e-14 * (1 + np.max(np.abs(d))):
             fd = fold_data(be, x, d, exact=True)
-            res = max(np.max(np.abs(fd["F"])) / max(1.0, np.max(np.abs(d))), abs(fd["lam"] - 1.0))
-            return fd if res < 1e-9 else None
+            return fd if _residual(fd) < 1e-9 else None
     return None

@@ -76,20 +76,32 @@ def as_sizes(sizes, name: str = "sizes") -> np.ndarray:
     return out
 
 
+def as_int(v, name: str, what: str = "an integer") -> int:
+    """``v`` as a Python int; bools and non-integers are a ``TypeError`` naming ``what`` was expected."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be {what}, got {v!r}")
+    return int(v)
+
+
 def as_positive_int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {v!r}")
+    v = as_int(v, name, "a positive integer")
     if v <= 0:
         raise ValueError(f"{name} must be positive, got {v!r}")
-    return int(v)
+    return v
+
+
+def as_nonnegative_int(v, name: str) -> int:
+    v = as_int(v, name, "a non-negative integer")
+    if v < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    return v
 
 
 def as_workers(workers) -> int | None:
     """A thread count: ``None`` (the default) or a positive integer."""
     if workers is None:
         return None
-    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, numbers.Integral):
-        raise TypeError(f"workers must be a positive int or None, got {workers!r}")
+    workers = as_int(workers, "workers", "a positive int or None")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     return int(workers)

@@ -66,6 +66,10 @@ class CommutingBackend:
         self.n_evaluations += m
         return t, J, tz
 
+    def _diagonal(self, x: float, d: np.ndarray) -> np.ndarray:
+        """The real ``A(x, delta)`` in the eigenbasis: one entry per direction profile, ``(q,)``."""
+        return (self.c / (1.0 + d)) @ self.lam - float(x)
+
     def fold_point(self, x: float, delta: np.ndarray, *, fast_jac: bool = False):
         r"""Real-axis data for the fold (edge) system at a real point (see :mod:`rmtgan._folds`).
 
@@ -83,8 +87,7 @@ class CommutingBackend:
         Everything in double precision (``fast_jac`` is accepted for the common interface).
         """
         d = np.asarray(delta, np.float64)
-        x = float(x)
-        g = 1.0 / ((self.c / (1.0 + d)) @ self.lam - x)  # (q,)
+        g = 1.0 / self._diagonal(x, d)  # (q,)
         e = self.c / (1.0 + d) ** 2
         p = self.p
         # factors lambda g are scale-free: no overflow for covariances of any scale
@@ -115,7 +118,7 @@ class CommutingBackend:
             ``A(x, delta)`` is singular (a zero diagonal entry).
         """
         d = np.asarray(delta, np.float64)
-        s = (self.c / (1.0 + d)) @ self.lam - float(x)
+        s = self._diagonal(x, d)
         if np.any(s == 0.0):
             raise ArithmeticError(f"A(x, delta) is singular at x = {x!r}")
         return int(self.counts[s < 0].sum() - self.sizes[1.0 + d < 0].sum())

@@ -39,12 +39,18 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmtgan._validation import as_labels, as_numeric_matrix, check_finite_block
+from rmtgan._validation import (
+    as_int,
+    as_labels,
+    as_nonnegative_int,
+    as_numeric_matrix,
+    as_positive_int,
+    check_finite_block,
+)
 from rmtgan.empirical import class_alignment_matrix, gram_eigenvalues, leading_eigenpairs
 from rmtgan.model import MixtureModel, check_same_bulk
 from rmtgan.spikes import GramSpikes, _jsonable, gram_spikes
@@ -580,16 +586,10 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
     X = _check_features(features, model.p)
     cls = _class_index(labels, X.shape[0], model)
-    if isinstance(n_vectors, bool) or not isinstance(n_vectors, numbers.Integral):
-        raise TypeError(f"n_vectors must be a positive integer, got {n_vectors!r}")
-    if n_vectors < 1:
-        raise ValueError(f"n_vectors must be a positive integer, got {n_vectors!r}")
+    n_vectors = as_positive_int(n_vectors, "n_vectors")
     if not isinstance(surrogate, (bool, np.bool_)):
         raise TypeError(f"surrogate must be a bool, got {surrogate!r}")
-    if isinstance(density_points, bool) or not isinstance(density_points, numbers.Integral):
-        raise TypeError(f"density_points must be an integer, got {density_points!r}")
-    if density_points < 0:
-        raise ValueError(f"density_points must be >= 0 (0 skips the density), got {density_points!r}")
+    density_points = as_nonnegative_int(density_points, "density_points")  # 0 skips the density
     if surrogate:
         # checked before any prediction is computed
         try:
@@ -617,9 +617,7 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
     if n_spikes is None:
         s = total
     else:
-        if isinstance(n_spikes, bool) or not isinstance(n_spikes, numbers.Integral):
-            raise TypeError(f"n_spikes must be an integer, got {n_spikes!r}")
-        s = int(n_spikes)
+        s = as_int(n_spikes, "n_spikes")
         if not 0 <= s <= total:
             raise ValueError(f"n_spikes = {s} is out of range: the model predicts {total} spike(s)")
     cluster_all = _clusters(spikes)

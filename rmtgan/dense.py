@@ -664,15 +664,19 @@ class DenseBackend:
             if self._cov_stack32 is None:  # made once (a concurrent first use makes the same array)
                 self._cov_stack32 = (self._cov_stack / self._s32).astype(np.float32)
             if np.iscomplexobj(R):
-                Q = (self._cov_stack32 @ (self._s32 * _as_real_view(R)).astype(np.float32)).view(np.complex64)
+                Q = (self._cov_stack32 @ self._single(_as_real_view(R))).view(np.complex64)
             else:
-                Q = self._cov_stack32 @ (self._s32 * R).astype(np.float32)
+                Q = self._cov_stack32 @ self._single(R)
         elif np.iscomplexobj(R):
             Q = (self._cov_stack @ _as_real_view(R)).view(np.complex128)
         else:
             Q = self._cov_stack @ R
         self._count(seconds=time.perf_counter() - t0)
         return Q.reshape(self.k, self.p, self.p)
+
+    def _single(self, R: np.ndarray) -> np.ndarray:
+        """``s R`` in single precision (``R`` real, or the real view of a complex one)."""
+        return (R if self._s32 == 1.0 else self._s32 * R).astype(np.float32)
 
     def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False):
         R = self.resolvent(z, d)
@@ -754,7 +758,7 @@ class DenseBackend:
         Q = Q.astype(np.float32, copy=False)
         Qv = np.tensordot((v * e).astype(np.float32), Q, axes=1)
         QQ = (Q.reshape(k * p, p) @ Qv).reshape(k, p, p)  # Q_c Q_v
-        N = Qv @ (self._s32 * R).astype(np.float32)  # s Q_v R: O(1) whatever the scale
+        N = Qv @ self._single(R)  # s Q_v R: O(1) whatever the scale
         self._count(seconds=time.perf_counter() - t0)
         pair = np.empty((k, k))
         tzv = np.empty(k)

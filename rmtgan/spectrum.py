@@ -33,7 +33,6 @@ interpolated guess, to the solver's tolerance.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import numpy as np
 
 from rmtgan._folds import fold_newton
 from rmtgan._panels import adaptive_panels
-from rmtgan._validation import as_points, as_positive_int, as_real_points, as_tolerance
+from rmtgan._validation import as_nonnegative_int, as_points, as_positive_int, as_real_points, as_tolerance
 from rmtgan.model import MixtureModel
 from rmtgan.solver import (
     DEFAULT_TOL,
@@ -164,10 +163,7 @@ class GramSpectrum:
             raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
         tol = as_tolerance(tol)
         n_scan = as_positive_int(n_scan, "n_scan")
-        if isinstance(max_refine, bool) or not isinstance(max_refine, numbers.Integral):
-            raise TypeError(f"max_refine must be a non-negative integer, got {max_refine!r}")
-        if max_refine < 0:
-            raise ValueError(f"max_refine must be a non-negative integer, got {max_refine!r}")
+        max_refine = as_nonnegative_int(max_refine, "max_refine")
         self.model = model
         self.tol = tol
         self._backend = make_backend(model, method, backend=backend, device=device, workers=workers)
