@@ -598,7 +598,7 @@ def gram_spikes(model: MixtureModel, *, spectrum=None, method: str = "auto", tol
         return GramSpikes(**empty, regions=[], counts=[], support=spec_support, atom=atom, success=True,
                           message="all means are zero: no spikes", method=backend.name, n_evaluations=0,
                           bulk_counts=None if spectrum is None else _mass_counts(spectrum, model),
-                          n_zero=None if spectrum is None else int(np.rint(float(spectrum.atom) * model.n)))
+                          n_zero=None if spectrum is None else _atom_count(spectrum, model))
     spec = _get_spectrum(model, spectrum, method)
     support = [(float(a), float(b)) for a, b in spec.support]
     res = _Resolvent(model, backend, tol)
@@ -751,6 +751,11 @@ def _mass_counts(spec, model: MixtureModel) -> np.ndarray:
     return np.rint(model.n * np.array([iv.mass for iv in spec.intervals], float)).astype(np.int64)
 
 
+def _atom_count(spec, model: MixtureModel) -> int:
+    """Eigenvalues of ``G`` at 0 without the means: ``n`` times the atom (an integer)."""
+    return int(np.rint(float(spec.atom) * model.n))
+
+
 def _bulk_counts(res: _Resolvent, spec, model: MixtureModel, support: list, values: np.ndarray,
                  problems: list) -> tuple[np.ndarray, int]:
     """Eigenvalues of ``G`` in each support interval, and at 0, with the means (spikes ``values``).
@@ -762,7 +767,7 @@ def _bulk_counts(res: _Resolvent, spec, model: MixtureModel, support: list, valu
     means outside the covariances' ranges raise the rank of ``X``, and their spikes
     come out of the atom.  Returns ``(counts, n_zero)``.
     """
-    n_zero = int(np.rint(float(spec.atom) * model.n))
+    n_zero = _atom_count(spec, model)
     floor = min([support[0][0]] + [float(v) for v in values if v < support[0][0]])
     if floor > 0:
         try:
