@@ -16,9 +16,11 @@ Model: k = 3 classes, random non-commuting covariances ``C_a = Q_a diag(l_a) Q_a
 
 Both use the default ``workers`` (every CPU: the points of a batch, and the two walks
 and the two halves of the first sweep, run side by side, one BLAS thread each); the
-p = 400 run is repeated with ``workers=1`` and printed.  The baseline runs on one BLAS
-thread: on these 2-core machines two BLAS threads made it about twice *slower*
-(36 against 17 ms per inverse, measured with ``threadpoolctl``).
+p = 400 run is repeated with ``workers=1`` and printed.  Everything runs on one BLAS
+thread, whatever ``OPENBLAS_NUM_THREADS`` says (the tests set it with
+``threadpoolctl``): the workers supply the parallelism, and on these 2-core
+machines two BLAS threads made the baseline about twice *slower* (36 against
+17 ms per inverse).
 
 Timings use ``time.perf_counter`` directly, so the ratio holds whether or not
 pytest-benchmark is enabled.  Run with::
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _baseline_fixed_point import fixed_point_density  # noqa: E402
@@ -76,6 +79,13 @@ def _where(spec):
     return (f"{be.n_evaluations} evaluations, {be.n_jacobians} with Jacobian, {be.n_real} real; "
             f"{be.workers} worker threads: CPU {spec.cpu_seconds:.2f} s, of which LAPACK/BLAS "
             f"{be.lapack_seconds:.2f} s = {100 * be.lapack_seconds / spec.cpu_seconds:.0f}%")
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The same BLAS threading for every run (and so the same bits at ``workers=1`` and 2)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def test_p400_ratio(capsys):

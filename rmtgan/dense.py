@@ -489,8 +489,11 @@ class DenseBackend:
     n_jacobians : int
         Of which with the Jacobian (``k`` matrix products more).
     lapack_seconds : float
-        Time spent inside LAPACK/BLAS (inverses and matrix products), summed over
-        worker threads (so it can exceed the wall time).
+        CPU time spent inside LAPACK/BLAS (inverses and matrix products): the
+        calling threads' own time (``time.thread_time``), summed over worker threads,
+        so that it compares with ``time.process_time`` whatever else loads the
+        machine.  A call on several BLAS threads (``workers=1`` with a
+        multi-threaded BLAS) counts its calling thread only.
     progress : object or None
         A ``tqdm`` bar updated once per evaluated point (see :meth:`progress_bar`).
     """
@@ -635,11 +638,11 @@ class DenseBackend:
         """
         d = np.asarray(delta, np.float64)
         A = self.matrix(float(x), d)
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         try:
             neg = negative_count(A)
         finally:
-            self._count(seconds=time.perf_counter() - t0)
+            self._count(seconds=time.thread_time() - t0)
         return int(neg - np.sum(self.sizes[1.0 + d < 0]))
 
     def resolvent(self, z: complex, delta: np.ndarray) -> np.ndarray:
@@ -651,15 +654,15 @@ class DenseBackend:
             if kk == key:
                 return R
         A = self.matrix(z, np.asarray(delta))
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         R = symmetric_inverse(A, method=self.inverse)
-        self._count(seconds=time.perf_counter() - t0)
+        self._count(seconds=time.thread_time() - t0)
         self._local.cache = [(key, R)] + cache[:1]
         return R
 
     def _products(self, R: np.ndarray, single: bool = False) -> np.ndarray:
         """``Q_a = C_a R`` for all classes, ``(k, p, p)``: one real ``dgemm`` (``sgemm`` if ``single``)."""
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         if single:
             if self._cov_stack32 is None:  # made once (a concurrent first use makes the same array)
                 self._cov_stack32 = (self._cov_stack / self._s32).astype(np.float32)
@@ -671,7 +674,7 @@ class DenseBackend:
             Q = (self._cov_stack @ _as_real_view(R)).view(np.complex128)
         else:
             Q = self._cov_stack @ R
-        self._count(seconds=time.perf_counter() - t0)
+        self._count(seconds=time.thread_time() - t0)
         return Q.reshape(self.k, self.p, self.p)
 
     def _single(self, R: np.ndarray) -> np.ndarray:
@@ -754,12 +757,12 @@ class DenseBackend:
         """
         k, p = self.k, self.p
         e = self.c / (1.0 + d) ** 2
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         Q = Q.astype(np.float32, copy=False)
         Qv = np.tensordot((v * e).astype(np.float32), Q, axes=1)
         QQ = (Q.reshape(k * p, p) @ Qv).reshape(k, p, p)  # Q_c Q_v
         N = Qv @ self._single(R)  # s Q_v R: O(1) whatever the scale
-        self._count(seconds=time.perf_counter() - t0)
+        self._count(seconds=time.thread_time() - t0)
         pair = np.empty((k, k))
         tzv = np.empty(k)
         Dd = np.empty((k, k))

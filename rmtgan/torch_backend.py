@@ -45,6 +45,12 @@ class TorchDenseBackend(DenseBackend):
     model : MixtureModel
     device : str or torch.device, optional
         Default ``'cuda'`` when available, else ``'cpu'``.
+
+    Attributes
+    ----------
+    lapack_seconds : float
+        Unlike the base class, wall-clock time of the device calls (a GPU's time is
+        not this process's CPU time, and torch runs its own CPU threads).
     """
 
     array_backend = "torch"

@@ -425,6 +425,26 @@ def test_workers_validation(model):
     assert DenseBackend(model).workers >= 1
 
 
+def test_lapack_seconds_is_cpu_time_not_wall_time(model, monkeypatch):
+    """Waiting (a loaded machine, another process on the core) is not LAPACK time."""
+    import time
+
+    import rmtgan.dense as dense
+
+    inverse = dense.symmetric_inverse
+
+    def slow(A, **kw):
+        time.sleep(0.05)  # wall time, no CPU time
+        return inverse(A, **kw)
+
+    monkeypatch.setattr(dense, "symmetric_inverse", slow)
+    be = DenseBackend(model, workers=1)
+    z = np.array([1.0 + 0.5j, 2.0 + 0.3j, 3.0 + 0.2j, 4.0 + 0.1j])
+    c0, w0 = time.process_time(), time.perf_counter()
+    be.evaluate(z, np.full((4, model.k), 0.2 + 0.1j))
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    assert wall >= 0.2 and 0 < be.lapack_seconds <= cpu + 1e-3
+
 # --------------------------------------------------------------------------- solve
 def test_solve_dense_stieltjes_against_slow_reference(model):
     z = np.array([0.5 + 1.0j, 4.0 + 0.7j, -1.0 + 0.5j, 12.0 + 2.0j, 2.0 - 0.8j])
