@@ -14,17 +14,31 @@ import numbers
 import numpy as np
 
 
-def as_real_array(x, name: str, ndim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a finite float64 array, or raise naming ``name``."""
-    if x is None:
-        raise TypeError(f"{name} must be an array, got None")
-    arr = np.asarray(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
+def _check_numeric_dtype(arr: np.ndarray, name: str, data: bool = False) -> None:
+    """``TypeError`` naming ``name`` unless ``arr`` holds real numbers.
+
+    Booleans are numbers (0 and 1) in data matrices only (``data=True``: binary
+    features); anywhere else (moments, vectors, points) they are a mistake.
+    """
+    if arr.dtype == np.bool_ and not data:
+        raise TypeError(f"{name} must hold numbers, got booleans")
+    if arr.dtype == np.bool_:
+        return
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real, got a complex array")
+
+
+def as_real_array(x, name: str, ndim: int | None = None, data: bool = False) -> np.ndarray:
+    """Return ``x`` as a finite float64 array, or raise naming ``name``.
+
+    Booleans are refused unless ``data`` (a data matrix: binary features are 0 and 1).
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = np.asarray(x)
+    _check_numeric_dtype(arr, name, data)
     arr = np.asarray(arr, dtype=np.float64)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
@@ -36,7 +50,7 @@ def _finite(arr: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} contains a non-finite value ({arr[idx]!r}) at index {idx}")
+        raise ValueError(f"{name} contains a non-finite value ({arr[idx].item()!r}) at index {idx}")
     return arr
 
 
@@ -48,10 +62,28 @@ def as_points(z, name: str = "z") -> np.ndarray:
     return _finite(arr.astype(np.complex128), name)
 
 
+#: moduli of ``z`` accepted by the solvers: ``m_G(z) ~ -atom / z`` and ``-1 / z`` stay
+#: representable in double precision within it.
+Z_RANGE = (1e-300, 1e300)
+
+
+def as_spectral_points(z, name: str = "z") -> np.ndarray:
+    """Points where ``delta(z)`` and ``m_G(z)`` are evaluated: finite, ``|z|`` in :data:`Z_RANGE`."""
+    arr = as_points(z, name)
+    mod = np.abs(arr)
+    if np.any(mod == 0):
+        raise ValueError(f"{name} = 0 is not allowed: the equations are in 1/z (a pole when G has an atom "
+                         "at 0; otherwise take the limit from small |z|)")
+    out = (mod < Z_RANGE[0]) | (mod > Z_RANGE[1])
+    if np.any(out):
+        v = arr.reshape(-1)[np.flatnonzero(out.reshape(-1))[0]].item()
+        raise ValueError(f"|{name}| must lie in [{Z_RANGE[0]:g}, {Z_RANGE[1]:g}], where m_G(z) is "
+                         f"representable in double precision; got {name} = {v!r}")
+    return arr
+
+
 def as_real_points(x, name: str = "x") -> np.ndarray:
     """Return real evaluation points as float64; NaN/inf/complex/bool are rejected."""
-    if np.asarray(x).dtype == np.bool_:
-        raise TypeError(f"{name} must hold numbers, got booleans")
     return as_real_array(x, name)
 
 
@@ -81,6 +113,17 @@ def as_int(v, name: str, what: str = "an integer") -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be {what}, got {v!r}")
     return int(v)
+
+
+def as_flag(v, name: str) -> bool:
+    """``v`` as a bool; anything but ``True``/``False`` (NumPy's included) is a ``TypeError``.
+
+    A string such as ``"no"`` is truthy: taking its truth value would do the opposite
+    of what was asked.
+    """
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
 
 
 def as_positive_int(v, name: str) -> int:
@@ -133,13 +176,17 @@ def label_group(kind: str) -> str:
     return "numeric" if kind in "iu" else kind
 
 
-def as_labels(labels, n: int, name: str = "labels") -> np.ndarray:
-    """Validate a 1-d label vector of length ``n`` (integers or strings)."""
+def as_labels(labels, n: int, name: str = "labels", of: str | None = None) -> np.ndarray:
+    """Validate a 1-d label vector of length ``n`` (integers or strings).
+
+    ``of`` says where ``n`` comes from in the length error (default: "the data have
+    ``n`` samples").
+    """
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-d, got shape {arr.shape}")
     if arr.shape[0] != n:
-        raise ValueError(f"{name} has length {arr.shape[0]} but the data have {n} samples")
+        raise ValueError(f"{name} has length {arr.shape[0]} but {of or f'the data have {n} samples'}")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise ValueError(f"{name} must be integer class labels, got non-integer floats")
@@ -159,12 +206,7 @@ def as_numeric_matrix(x, name: str) -> np.ndarray:
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real, got a complex array")
+    _check_numeric_dtype(arr, name, data=True)
     if arr.ndim != 2:
         raise ValueError(f"{name} must have 2 dimensions (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -178,7 +220,7 @@ def check_finite_block(block: np.ndarray, name: str, row_offset: int = 0, transp
     ``block`` holds rows ``row_offset, row_offset + 1, ...`` of ``name`` (of its
     transpose when ``transposed``); the reported index is in ``name``'s own axes.
     """
-    if np.issubdtype(block.dtype, np.integer) or np.issubdtype(block.dtype, np.bool_):
+    if np.issubdtype(block.dtype, np.integer) or block.dtype == np.bool_:
         return
     finite = np.isfinite(block)
     if finite.all():

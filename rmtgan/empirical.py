@@ -432,6 +432,9 @@ def _lift(X: np.ndarray, w: np.ndarray, V: np.ndarray, chunk: int) -> np.ndarray
     return U
 
 
+_ZERO_DATA = "the data are zero: G = 0 has no leading eigenvector"
+
+
 def leading_eigenpairs(
     data, s: int, *, method: str = "auto", chunk_size: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -467,8 +470,10 @@ def leading_eigenpairs(
     ------
     TypeError, ValueError
         Bad ``data`` (see :func:`gram_eigenvalues`), ``s`` out of range, an unknown
-        ``method``, or (``p <= n``) a requested eigenvalue that is numerically zero:
-        its eigenvector cannot be obtained from the companion.
+        ``method``, all-zero data, or (``p <= n``) a requested eigenvalue that is
+        numerically zero: its eigenvector cannot be obtained from the companion.
+    RuntimeError
+        ``method="lanczos"`` when ARPACK fails (the dense method does not iterate).
 
     Notes
     -----
@@ -502,6 +507,8 @@ def leading_eigenpairs(
             U = _lift(X, w, V, chunk or _default_chunk(p))
         else:
             w, U = _upper_eigh_top(_gram_upper(X, chunk), 1.0 / p, s)
+            if not w[0] > 0:
+                raise ValueError(_ZERO_DATA)
         return w, _fix_signs(U)
 
     # Lanczos on the smaller side, without forming it
@@ -528,7 +535,13 @@ def leading_eigenpairs(
 
     op = scipy.sparse.linalg.LinearOperator((m, m), matvec=apply, matmat=apply, dtype=np.float64)
     v0 = np.random.default_rng(0).standard_normal(m)  # fixed start: reproducible results
-    w, V = scipy.sparse.linalg.eigsh(op, k=s, which="LA", v0=v0, tol=0.0)
+    if not np.any(apply(v0[:, None])):
+        # G v0 = 0 for a generic v0: G = 0 (ARPACK would stop on "starting vector is zero")
+        raise ValueError(_ZERO_DATA)
+    try:
+        w, V = scipy.sparse.linalg.eigsh(op, k=s, which="LA", v0=v0, tol=0.0)
+    except scipy.sparse.linalg.ArpackError as exc:
+        raise RuntimeError(f"method='lanczos' failed ({exc}); method='dense' does not iterate") from exc
     order = np.argsort(w)[::-1]
     w, V = w[order], np.ascontiguousarray(V[:, order])
     U = _lift(X, w, V, rows) if p <= n else V
@@ -550,7 +563,7 @@ def _as_vectors(vectors, name: str) -> tuple[np.ndarray, bool]:
 def _class_projections(vectors, labels) -> tuple[np.ndarray, np.ndarray, bool]:
     """``P[a, i] = j_a^T u_i`` (k, s), the class sizes ``n_a`` and whether input was 1-d."""
     V, one_d = _as_vectors(vectors, "vectors")
-    lab = as_labels(labels, V.shape[0])
+    lab = as_labels(labels, V.shape[0], of=f"vectors have {V.shape[0]} rows")
     _, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
     k = counts.size

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg
 
 from rmtgan._linalg import eigh_subset
-from rmtgan._validation import as_labels, as_positive_int, as_real_array, as_sizes, label_group
+from rmtgan._validation import as_flag, as_labels, as_positive_int, as_real_array, as_sizes, label_group
 
 __all__ = ["MixtureModel", "MomentAccumulator", "EigenForm"]
 
@@ -154,7 +154,8 @@ class MixtureModel:
             i = int(np.argmin(lam[a]))
             if lam[a, i] < -PSD_RTOL * max(scale[a], np.finfo(float).tiny):
                 raise ValueError(
-                    f"covariance of class {a} is not positive semi-definite: eigenvalue {i} is {lam[a, i]!r}"
+                    f"covariance of class {a} is not positive semi-definite: "
+                    f"eigenvalue {i} is {lam[a, i].item()!r}"
                 )
         U = None
         if basis is not None:
@@ -174,9 +175,31 @@ class MixtureModel:
 
     @classmethod
     def isotropic(cls, variances, sizes, p: int, means=None) -> MixtureModel:
-        """Classes with covariance ``sigma_a^2 I_p`` (``variances[a] = sigma_a^2``)."""
+        """Classes with covariance ``sigma_a^2 I_p``.
+
+        Parameters
+        ----------
+        variances : array_like, shape (k,)
+            ``sigma_a^2 >= 0``, one per class.
+        sizes : sequence of k positive int
+            Class sizes ``n_a``.
+        p : int
+            Feature dimension.
+        means : array_like, shape (k, p), optional
+            Class means (zeros by default).
+
+        Returns
+        -------
+        MixtureModel
+            In eigen form (diagonal covariances): the commuting path applies.
+        """
         p = as_positive_int(p, "p")
         var = as_real_array(variances, "variances", ndim=1)
+        if var.size == 0:
+            raise ValueError("variances is empty: a model needs at least one class")
+        if np.any(var < 0):
+            a = int(np.flatnonzero(var < 0)[0])
+            raise ValueError(f"variances[{a}] is {var[a].item()!r}: a variance cannot be negative")
         return cls.from_eigen(np.repeat(var[:, None], p, axis=1), sizes, means=means)
 
     @classmethod
@@ -220,7 +243,25 @@ class MixtureModel:
         self._factors: list[np.ndarray] | None = None
         self._digests: dict[bool, str] = {}
         self._built_from_eigen = False
-        self.class_labels = np.arange(k)
+        self._class_labels = _frozen(np.arange(k))
+
+    @property
+    def class_labels(self) -> np.ndarray:
+        """The label of each class, shape (k,) (read-only; ``arange(k)`` unless set).
+
+        :func:`rmtgan.compare` maps the labels of data through it.  Setting it
+        validates and copies: ``k`` distinct integer or string labels.
+        """
+        return self._class_labels
+
+    @class_labels.setter
+    def class_labels(self, labels) -> None:
+        if labels is None:
+            raise TypeError("class_labels must be a sequence of k labels, got None")
+        lab = as_labels(labels, self._k, "class_labels", f"the model has k = {self._k} classes")
+        if np.unique(lab).size != self._k:
+            raise ValueError(f"class_labels must be distinct, got {lab.tolist()}")
+        self._class_labels = _frozen(np.array(lab))
 
     # ---------------------------------------------------------------- properties
     @property
@@ -298,7 +339,7 @@ class MixtureModel:
         and basis), whatever is cached later: the same covariances built both ways have
         different digests.  :meth:`with_means` keeps the bulk's digest.
         """
-        key = bool(means)
+        key = as_flag(means, "means")
         if key not in self._digests:
             h = hashlib.blake2b(digest_size=16)
             h.update(np.array([self._k, self._p], np.int64).tobytes())
@@ -391,12 +432,36 @@ class MixtureModel:
 
     # ------------------------------------------------------------------ variants
     def with_sizes(self, sizes) -> MixtureModel:
-        """The same moments with other class sizes."""
+        """The same moments (and ``class_labels``) with other class sizes.
+
+        Parameters
+        ----------
+        sizes : sequence of k positive int
+            The new ``n_a``.
+
+        Returns
+        -------
+        MixtureModel
+            Built the same way as this one (dense or eigen form), so that its
+            ``fingerprint(means=False)`` changes with the sizes only.
+        """
         return self._replace(sizes=sizes)
 
     def with_means(self, means) -> MixtureModel:
-        """The same covariances and sizes with other means."""
-        return self._replace(means=means)
+        """The same covariances, sizes and ``class_labels`` with other means.
+
+        Parameters
+        ----------
+        means : (k, p) array or None
+            The new class means; ``None`` for zeros (the bulk only), as in the
+            constructors.
+
+        Returns
+        -------
+        MixtureModel
+            With the same ``fingerprint(means=False)`` as this one.
+        """
+        return self._replace(means=np.zeros((self._k, self._p)) if means is None else means)
 
     def scaled(self, s: float) -> MixtureModel:
         """Covariances multiplied by ``s`` and means by ``sqrt(s)`` (``G -> s G``)."""
@@ -410,9 +475,9 @@ class MixtureModel:
     def _replace(self, means=None, sizes=None, scale: float = 1.0) -> MixtureModel:
         means = self._means if means is None else means
         sizes = self._sizes if sizes is None else sizes
-        diagonal = self._eigen_checked and self._eigen is not None and self._eigen.basis is None
-        if self._cov is None or diagonal:
-            e = self.eigen
+        # built as this one was (what its fingerprint digests), whatever has been cached since
+        if self._built_from_eigen:
+            e = self._eigen
             new = MixtureModel.from_eigen(e.eigenvalues * scale, sizes, means=means, basis=e.basis)
         else:
             new = MixtureModel.__new__(MixtureModel)
@@ -423,7 +488,7 @@ class MixtureModel:
                 new._eigen = EigenForm(_frozen(self._eigen.eigenvalues * scale), self._eigen.basis)
             else:
                 new._eigen = None
-        new.class_labels = np.array(self.class_labels)  # the same classes
+        new._class_labels = self._class_labels  # the same classes (read-only: shared)
         if sizes is self._sizes and scale == 1.0:
             new._digests[False] = self.fingerprint(means=False)  # the same bulk (with_means)
         return new
@@ -609,7 +674,7 @@ class MomentAccumulator:
 
     def update(self, batch, labels) -> MomentAccumulator:
         """Add a batch ``(b, p)`` with its labels ``(b,)``; returns ``self``."""
-        X = as_real_array(batch, "features", ndim=2)
+        X = as_real_array(batch, "features", ndim=2, data=True)
         if self._p is None:
             self._p = X.shape[1]
         elif X.shape[1] != self._p:
@@ -643,26 +708,31 @@ class MomentAccumulator:
         """Class labels seen so far, sorted."""
         return sorted(self._count)
 
+    def _classes_seen(self) -> list:
+        if not self._count:
+            raise ValueError("no features were accumulated (call update first)")
+        return self.classes
+
     @property
     def counts(self) -> np.ndarray:
+        """Samples seen per class, shape (k,), in the order of :attr:`classes`."""
         return np.array([self._count[c] for c in self.classes], dtype=np.int64)
 
     @property
     def means(self) -> np.ndarray:
-        return np.stack([self._mean[c] for c in self.classes])
+        """Class means, shape (k, p), in the order of :attr:`classes`."""
+        return np.stack([self._mean[c] for c in self._classes_seen()])
 
     @property
     def covariances(self) -> np.ndarray:
         """Unbiased covariances ``M2 / (count - 1)``, shape (k, p, p)."""
-        for c in self.classes:
+        for c in self._classes_seen():
             if self._count[c] < 2:
                 raise ValueError(f"class {c!r} has {self._count[c]} sample(s); a covariance needs at least 2")
         return np.stack([0.5 * (self._m2[c] + self._m2[c].T) / (self._count[c] - 1) for c in self.classes])
 
     def to_model(self, sizes=None) -> MixtureModel:
         """A :class:`MixtureModel` with the estimated moments (sizes default to the counts)."""
-        if not self._count:
-            raise ValueError("no features were accumulated")
         cov, means = self.covariances, self.means
         cov.setflags(write=False)  # fresh arrays nobody else holds: the model keeps them, uncopied
         means.setflags(write=False)

@@ -85,7 +85,12 @@ def _load_callable(spec):
         if not hasattr(obj, part):
             raise ValueError(f"--features {spec!r}: {mod!r} has no attribute {name!r}")
         obj = getattr(obj, part)
-    return obj() if callable(obj) and not hasattr(obj, "forward") else obj
+    if callable(obj) and not hasattr(obj, "forward"):
+        obj = obj()  # a factory
+    if not callable(obj):
+        raise ValueError(f"--features {spec!r} gave a {type(obj).__name__}, not a torch module or a "
+                         "callable (a network, or a factory returning one)")
+    return obj
 
 
 def random_projection(features, p_in: int, p_out: int, seed: int = 0):
@@ -222,7 +227,6 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
     from rmtgan.spikes import gram_spikes
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     k = len(cfg.classes)
     if k < 2:
@@ -249,6 +253,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path = "results") -> dict:
             layer = None  # the projected features include the layer
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         raise OptionError(str(exc)) from exc
+    out.mkdir(parents=True, exist_ok=True)  # once the options are known to work
     moments = gan.feature_moments(generator, features, list(cfg.classes), cfg.n_moments,
                                   batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
                                   layer=layer, progress=cfg.progress)
@@ -602,7 +607,8 @@ def config_from_args(args: argparse.Namespace, fail=None) -> ReproduceConfig:
             fail(f"--classes {args.classes!r}: an empty class id")
         if any(c.startswith("-") for c in parts):
             fail(f"--classes {args.classes!r}: class ids are non-negative")
-        classes = tuple(int(c) if c.isdigit() else c for c in parts)
+        # an id is decimal digits (ASCII: str.isdigit also takes "²"); anything else is a name
+        classes = tuple(int(c) if c.isascii() and c.isdigit() else c for c in parts)
         if args.generator == "digits" and not all(isinstance(c, int) and c <= 9 for c in classes):
             fail(f"--classes {args.classes!r}: the digits generator has classes 0..9")
         if len(set(classes)) != len(classes):

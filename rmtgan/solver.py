@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmtgan._validation import as_points, as_tolerance, as_workers
+from rmtgan._validation import as_flag, as_spectral_points, as_tolerance, as_workers
 from rmtgan.commuting import CommutingBackend
 from rmtgan.dense import DenseBackend
 from rmtgan.model import MixtureModel
@@ -429,9 +429,17 @@ class SolveResult:
     @property
     def stieltjes(self) -> np.ndarray:
         r"""``m_G(z) = -(1/(n z)) sum_a n_a / (1 + delta_a(z))``."""
-        n_a = self.sizes
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -(1.0 / (n_a.sum() * self.z)) * np.sum(n_a / (1.0 + self.delta), axis=-1)
+            return stieltjes_from_delta(self.z, self.delta, self.sizes)
+
+
+def stieltjes_from_delta(z: np.ndarray, delta: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    r"""``m_G(z) = -(1/z) sum_a (n_a / n) / (1 + delta_a(z))``, ``delta`` of shape ``z.shape + (k,)``.
+
+    The class weights ``n_a / n`` are formed first: ``n z`` would overflow for large ``|z|``.
+    """
+    w = np.asarray(sizes, float) / float(np.sum(sizes))
+    return -(1.0 / z) * ((1.0 / (1.0 + delta)) @ w)
 
 
 def spectral_scale(model: MixtureModel) -> float:
@@ -486,9 +494,8 @@ def solve(model: MixtureModel, z, *, method: str = "auto", tol: float = DEFAULT_
     """
     if not isinstance(model, MixtureModel):
         raise TypeError(f"model must be a MixtureModel, got {type(model).__name__}")
-    zarr = as_points(z, "z")
-    if np.any(zarr == 0):
-        raise ValueError("z = 0 is not allowed: delta has a pole there when the covariances leave a kernel")
+    zarr = as_spectral_points(z, "z")
+    progress = as_flag(progress, "progress")
     tol = as_tolerance(tol)
     be = make_backend(model, method, backend=backend, device=device, workers=workers)
     flat = zarr.reshape(-1)

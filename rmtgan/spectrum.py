@@ -41,7 +41,14 @@ import numpy as np
 
 from rmtgan._folds import fold_newton
 from rmtgan._panels import adaptive_panels
-from rmtgan._validation import as_nonnegative_int, as_points, as_positive_int, as_real_points, as_tolerance
+from rmtgan._validation import (
+    as_flag,
+    as_nonnegative_int,
+    as_positive_int,
+    as_real_points,
+    as_spectral_points,
+    as_tolerance,
+)
 from rmtgan.model import MixtureModel
 from rmtgan.solver import (
     DEFAULT_TOL,
@@ -52,6 +59,7 @@ from rmtgan.solver import (
     newton,
     quadratic_tolerance,
     spectral_scale,
+    stieltjes_from_delta,
 )
 
 __all__ = ["GramSpectrum", "SupportInterval", "gram_spectrum"]
@@ -87,10 +95,36 @@ class SupportInterval:
     from_u: bool = False
 
     def theta(self, x: np.ndarray) -> np.ndarray:
+        """The angle of ``x`` in the interval's parametrisation (the inverse of :meth:`x_of`).
+
+        Parameters
+        ----------
+        x : ndarray of float
+            Points on the eigenvalue axis (any shape); points outside
+            ``[left, right]`` are clipped to the nearer edge.
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``x``
+            ``theta = arcsin(sqrt((x - left) / (right - left)))`` in
+            ``[0, pi/2]``: 0 at ``left``, ``pi/2`` at ``right``.
+        """
         s = np.clip((x - self.left) / (self.right - self.left), 0.0, 1.0)
         return np.arcsin(np.sqrt(s))
 
     def x_of(self, theta: np.ndarray) -> np.ndarray:
+        """The point of the interval at angle ``theta``.
+
+        Parameters
+        ----------
+        theta : ndarray of float
+            Angles (any shape), normally in ``[0, pi/2]``.
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``theta``
+            ``x = left + (right - left) sin^2(theta)``, in ``[left, right]``.
+        """
         return self.left + (self.right - self.left) * np.sin(theta) ** 2
 
     def _panel_index(self, theta: np.ndarray) -> np.ndarray:
@@ -168,7 +202,7 @@ class GramSpectrum:
         self.tol = tol
         self._backend = make_backend(model, method, backend=backend, device=device, workers=workers)
         self.method = self._backend.name
-        self.progress = bool(progress)
+        self.progress = as_flag(progress, "progress")
         #: the dense construction certified the Chebyshev interpolant (density(x) then uses it)
         self._interp_certified = False
         self._dense_note = ""
@@ -467,6 +501,13 @@ class GramSpectrum:
 
     @property
     def n_evaluations(self) -> int:
+        """Evaluations of the fixed-point map so far, counted per point ``z``.
+
+        The cost unit of the solver: ``O(q k^2)`` each on the commuting path
+        (``q`` distinct eigen-direction profiles), one complex ``p x p`` inverse on
+        the dense path.  It counts the construction and every later query that
+        solves (:meth:`density` with exact solves, :meth:`stieltjes`); it only grows.
+        """
         return int(self._backend.n_evaluations)
 
     def _locate(self, x: np.ndarray):
@@ -487,6 +528,23 @@ class GramSpectrum:
             interval, the interpolant where the build certified it against exact
             solves (relative error below ``1e-9`` at the default ``tol``, see
             ``docs/dense.md``), exact elsewhere.
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``x``
+            ``rho(x) >= 0``, normalised per ``n`` eigenvalues of the ``n x n``
+            matrix ``G``: it integrates over :attr:`support` to ``1 - atom``
+            (:attr:`mass`).  0 outside the open support intervals (at their edges
+            too), hence at the atom.
+
+        Raises
+        ------
+        TypeError
+            ``x`` is not real numbers, or ``exact`` is not a bool or ``None``.
+        ValueError
+            ``x`` holds NaN or infinity.
+        ConvergenceError
+            An exact solve failed.
         """
         if exact is not None and not isinstance(exact, (bool, np.bool_)):
             raise TypeError(f"exact must be True, False or None, got {exact!r}")
@@ -508,25 +566,73 @@ class GramSpectrum:
         return out
 
     def stieltjes(self, z) -> np.ndarray:
-        r"""``m_G(z) = (1/n) tr (G - z)^{-1}`` in the limit, for ``z`` off the support.
+        r"""Stieltjes transform ``m_G(z) = (1/n) tr (G - z I_n)^{-1}`` in the limit.
 
-        Real ``z`` inside the support give the boundary value from ``Im z > 0``.
+        The transform of the whole distribution, atom at 0 included:
+        ``m_G(z) = int rho(dlambda) / (lambda - z) = -(1/(n z)) sum_a n_a / (1 + delta_a(z))``.
+        Real ``z`` inside the support give the boundary value from ``Im z > 0``
+        (then ``Im m_G = pi rho(z)``); ``z`` in the lower half-plane give the
+        conjugate of the value at ``conj(z)``.
+
+        Parameters
+        ----------
+        z : array_like of complex or float
+            Points (any shape), finite, with ``1e-300 <= |z| <= 1e300`` (0 is a
+            pole when there is an atom).
+
+        Returns
+        -------
+        ndarray of complex128, same shape as ``z``
+            ``m_G(z)``; ``Im m_G > 0`` for ``Im z > 0``, real for real ``z``
+            outside the support.
+
+        Raises
+        ------
+        TypeError
+            ``z`` is not numeric.
+        ValueError
+            ``z`` holds NaN, infinity, 0 or a modulus outside ``[1e-300, 1e300]``.
+        ConvergenceError
+            A fixed-point solve failed.
         """
-        za = as_points(z, "z")
+        za = as_spectral_points(z, "z")
         flat = za.reshape(-1)
-        if np.any(flat == 0):
-            raise ValueError("z = 0 is not allowed (the atom makes m_G singular there)")
         lower = flat.imag < 0
         zz = np.where(lower, np.conj(flat), flat)
         out = continuation(self._backend, zz, self._traces, self.scale, tol=self.tol)
         if not out.converged.all():
             raise ConvergenceError(f"solve failed at z = {zz[~out.converged][:3]}")
-        m = -(1.0 / (self._n * zz)) * ((1.0 / (1.0 + out.delta)) @ self._sizes)
+        m = stieltjes_from_delta(zz, out.delta, self._sizes)
         m = np.where(lower, np.conj(m), m)
         return m.reshape(za.shape)
 
     def cdf(self, x) -> np.ndarray:
-        """``P(lambda <= x)`` for an eigenvalue ``lambda`` of ``G`` drawn at random."""
+        """Cumulative distribution function ``P(lambda <= x)``, per ``n`` eigenvalues of ``G``.
+
+        ``lambda`` is an eigenvalue of the ``n x n`` matrix ``G = X^T X / p`` drawn
+        uniformly at random (in the limit), so the atom at 0 counts: the CDF jumps by
+        :attr:`atom` at ``x = 0``.  Within an interval it is the closed-form
+        integral of the Chebyshev expansion (no solve).
+
+        Parameters
+        ----------
+        x : array_like of float
+            Points (any shape), finite reals.
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``x``
+            Values in ``[0, 1]``: 0 for ``x < 0``, ``atom`` on ``[0, left edge)``,
+            non-decreasing, ``atom + mass`` (1 up to the mass certificate) from
+            the top edge on.
+
+        Raises
+        ------
+        TypeError
+            ``x`` is not real numbers.
+        ValueError
+            ``x`` holds NaN or infinity.
+        """
         xa = as_real_points(x, "x")
         flat = xa.reshape(-1)
         out = np.where(flat >= 0, self.atom, 0.0)
@@ -538,7 +644,31 @@ class GramSpectrum:
         return np.clip(out, 0.0, 1.0).reshape(xa.shape)
 
     def quantiles(self, q) -> np.ndarray:
-        """Inverse CDF; ``quantiles((i - 0.5) / n)`` are the predicted sorted eigenvalues."""
+        """Inverse of :meth:`cdf`: the smallest ``x`` with ``cdf(x) >= q``.
+
+        ``quantiles((i - 0.5) / n)`` for ``i = 1 .. n`` are the predicted
+        eigenvalues of ``G``, in ascending order (the zeros of the atom first).
+
+        Parameters
+        ----------
+        q : array_like of float
+            Probabilities in ``[0, 1]`` (any shape).
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``q``
+            Points on the eigenvalue axis: 0 for ``q <= atom``, inside the support
+            otherwise (an interval's right edge for the ``q`` at the end of its
+            mass), the top edge for ``q >= atom + mass``.  All zeros when there is
+            no bulk.
+
+        Raises
+        ------
+        TypeError
+            ``q`` is not real numbers.
+        ValueError
+            ``q`` holds NaN or infinity or lies outside ``[0, 1]``.
+        """
         qa = as_real_points(q, "q")
         if np.any((qa < 0) | (qa > 1)):
             raise ValueError("q must lie in [0, 1]")

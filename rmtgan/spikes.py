@@ -71,6 +71,7 @@ leaves (or re-enters) the bulk at ``e`` exactly where this matrix is singular, i
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -927,7 +928,23 @@ class PhaseTransitions:
     message: str = "converged"
 
     def n_spikes(self, t: float) -> int:
-        """Number of spikes beyond the right edge for means ``t * direction``."""
+        """Number of spikes beyond the right edge for means ``t * direction``.
+
+        Parameters
+        ----------
+        t : float
+            Strength of the means (``t >= 0``; ``t = 1`` is the model's own means
+            when ``direction`` was left at its default).
+
+        Returns
+        -------
+        int
+            How many of :attr:`scales` lie below ``t``.
+        """
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real):
+            raise TypeError(f"t must be a real number, got {t!r}")
+        if not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"t must be finite and non-negative, got {t!r}")
         return int(np.count_nonzero(self.scales < t))
 
     def to_dict(self) -> dict:

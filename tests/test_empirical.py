@@ -533,8 +533,12 @@ def test_bad_arguments():
 
 def test_bad_alignment_inputs():
     U = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 2)))[0]
-    with pytest.raises(ValueError, match="length 5"):
+    with pytest.raises(ValueError, match="length 5 but vectors have 6 rows"):
         class_alignments(U, [0, 1, 0, 1, 0])
+    with pytest.raises(TypeError, match="vectors must hold numbers, got booleans"):
+        class_alignments(U > 0, [0, 1] * 3)
+    with pytest.raises(TypeError, match="means must hold numbers, got booleans"):
+        mean_alignments(np.ones((4, 2)), np.ones((2, 4), bool))
     with pytest.raises(ValueError, match="1-d"):
         class_alignments(U, np.zeros((6, 1), dtype=int))
     with pytest.raises(ValueError, match="non-integer"):
@@ -553,3 +557,21 @@ def test_bad_alignment_inputs():
         mean_alignments(np.ones((4, 2)), np.ones(4))
     with pytest.raises(ValueError, match="non-finite"):
         mean_alignments(np.ones((4, 2)), np.full((2, 4), np.inf))
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (40, 30), (30, 40)])
+@pytest.mark.parametrize("method", ["dense", "lanczos"])
+def test_zero_data_have_no_leading_eigenvector(shape, method):
+    with pytest.raises(ValueError, match="zero"):
+        leading_eigenpairs(np.zeros(shape), 1, method=method)
+
+
+def test_lanczos_failure_is_named(monkeypatch):
+    import scipy.sparse.linalg
+
+    def fail(*args, **kw):
+        raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((3, 0)))
+
+    monkeypatch.setattr(scipy.sparse.linalg, "eigsh", fail)
+    with pytest.raises(RuntimeError, match="method='lanczos' failed.*method='dense'"):
+        leading_eigenpairs(np.random.default_rng(0).standard_normal((40, 30)), 2, method="lanczos")

@@ -361,3 +361,79 @@ def test_commuting_detection_at_any_scale():
     other = np.stack([(q * lam[0]) @ q.T, 1e-200 * (rot * lam[1]) @ rot.T])
     other = 0.5 * (other + other.transpose(0, 2, 1))
     assert not MixtureModel(np.zeros((2, p)), other, [20, 30]).is_commuting
+
+
+def test_with_means_none_means_zeros_as_in_the_constructors():
+    p = 6
+    mu = np.zeros((2, p))
+    mu[0, 0] = mu[1, 1] = 3.0
+    for m in (MixtureModel.from_eigen(np.stack([np.ones(p), 2 * np.ones(p)]), [9, 12], means=mu),
+              MixtureModel(mu, np.stack([np.eye(p), 2 * np.eye(p)]), [9, 12])):
+        z = m.with_means(None)
+        assert np.all(z.means == 0) and z.fingerprint(False) == m.fingerprint(False)
+        assert z.fingerprint() == m.with_means(np.zeros((2, p))).fingerprint()
+
+
+def test_class_labels_are_validated_and_copied():
+    m = MixtureModel.from_eigen(np.ones((2, 3)), [4, 5])
+    lab = np.array([5, 6])
+    m.class_labels = lab
+    lab[0] = 7
+    assert m.class_labels.tolist() == [5, 6]  # a copy
+    with pytest.raises(ValueError, match="read-only"):
+        m.class_labels[0] = 1
+    m.class_labels = ["cat", "dog"]
+    assert m.class_labels.tolist() == ["cat", "dog"]
+    for bad, exc, words in ((None, TypeError, "None"), (5, ValueError, "1-d"),
+                            ([0, 1, 2], ValueError, "k = 2 classes"), ([7, 7], ValueError, "distinct"),
+                            ([0.5, 1.0], ValueError, "integer"), ([[0, 1]], ValueError, "1-d")):
+        with pytest.raises(exc, match=words):
+            m.class_labels = bad
+    assert m.class_labels.tolist() == ["cat", "dog"]  # a refused value changes nothing
+
+
+@pytest.mark.parametrize("first", ["spectrum", "nothing"])
+def test_variants_keep_the_bulk_fingerprint_whatever_was_cached(first):
+    """``with_sizes(model.sizes)`` is the same bulk before and after the eigen form is cached."""
+    from rmtgan import gram_spectrum
+
+    p = 12
+    dense = MixtureModel(np.zeros((2, p)), np.stack([np.eye(p), 2 * np.eye(p)]), [20, 30])
+    eig = MixtureModel.from_eigen(np.stack([np.ones(p), 2 * np.ones(p)]), [20, 30])
+    for m in (dense, eig):
+        if first == "spectrum":
+            gram_spectrum(m)  # caches the (diagonal) eigen form of the dense model
+            assert m.covariances.shape == (2, p, p)  # materialises the dense form of the eigen one
+        same = m.with_sizes(m.sizes)
+        assert same.fingerprint(False) == m.fingerprint(False)
+        assert m.scaled(1.0).fingerprint(False) == m.fingerprint(False)
+        assert m.with_sizes([21, 30]).fingerprint(False) != m.fingerprint(False)
+
+
+def test_booleans_are_not_moments():
+    p = 3
+    with pytest.raises(TypeError, match="booleans"):
+        MixtureModel(np.zeros((1, p), bool), np.eye(p)[None], [5])
+    with pytest.raises(TypeError, match="booleans"):
+        MixtureModel(None, np.eye(p, dtype=bool)[None], [5])
+    with pytest.raises(TypeError, match="booleans"):
+        MixtureModel.from_eigen(np.ones((1, p), bool), [5])
+    # binary features are data: 0 and 1
+    X = np.random.default_rng(0).standard_normal((10, p)) > 0
+    acc = MomentAccumulator().update(X, np.repeat([0, 1], 5))
+    np.testing.assert_allclose(acc.means, [X[:5].mean(0), X[5:].mean(0)])
+
+
+def test_flags_and_messages_name_the_argument():
+    m = MixtureModel.from_eigen(np.ones((1, 3)), [5])
+    with pytest.raises(TypeError, match="means must be True or False"):
+        m.fingerprint(means="no")
+    with pytest.raises(ValueError, match=r"variances\[1\] is -2.0"):
+        MixtureModel.isotropic([1.0, -2.0], [3, 4], 5)
+    with pytest.raises(ValueError, match="variances is empty"):
+        MixtureModel.isotropic([], [], 4)
+    for name in ("means", "covariances"):
+        with pytest.raises(ValueError, match="no features were accumulated"):
+            getattr(MomentAccumulator(), name)
+    with pytest.raises(ValueError, match=r"value \(nan\)"):  # not np.float64(nan)
+        MixtureModel.from_eigen(np.array([[1.0, np.nan]]), [4])

@@ -104,6 +104,7 @@ def test_cli_arguments():
 @pytest.mark.parametrize("argv, words", [
     (["reproduce", "--classes", "0,0,1"], "repeated"),
     (["reproduce", "--classes", "0,1,12"], "classes 0..9"),
+    (["reproduce", "--classes", "\u00b2,3,4"], "classes 0..9"),  # "²".isdigit() is True
     (["reproduce", "--classes", "0,1,"], "empty class id"),
     (["reproduce", "--classes", "3"], "at least 2 classes"),
     (["reproduce", "--n", "31"], "multiple of the number of classes"),
@@ -122,3 +123,18 @@ def test_cli_reports_bad_options_in_one_line(argv, words, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--layer", "nope"], "layer"),
+    (["--features", "os:getcwd"], "--features 'os:getcwd' gave a str"),
+])
+def test_rejected_run_leaves_no_output_folder(tmp_path, option, words, capsys):
+    from rmtgan.cli import main
+
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "--out", str(out), "--no-progress", *option])
+    assert info.value.code == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()

@@ -192,6 +192,8 @@ def test_bad_input():
         solve(model, ["a"])
     with pytest.raises(ValueError, match="tol"):
         solve(model, [1j], tol=0.0)
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        solve(model, [1j], progress="yes")
     noncomm = _model(7, commuting=False)
     with pytest.raises(ValueError, match="do not commute"):
         solve(noncomm, [1j], method="commuting")

@@ -285,7 +285,8 @@ def test_bad_queries():
     bad = [(dict(tol="1e-8"), TypeError), (dict(tol=True), TypeError), (dict(tol=[1e-8]), TypeError),
            (dict(tol=0.0), ValueError), (dict(tol=np.nan), ValueError), (dict(tol=1e-300), ValueError),
            (dict(n_scan=0), ValueError), (dict(n_scan=2.5), TypeError), (dict(n_scan="96"), TypeError),
-           (dict(max_refine=-1), ValueError), (dict(workers=0), ValueError), (dict(workers="2"), TypeError)]
+           (dict(max_refine=-1), ValueError), (dict(workers=0), ValueError), (dict(workers="2"), TypeError),
+           (dict(progress="no"), TypeError), (dict(progress=None), TypeError)]
     for kw, exc in bad:
         name = next(iter(kw))
         with pytest.raises(exc, match=name):  # on the commuting path too
@@ -393,3 +394,29 @@ def test_scales_beyond_the_range_are_refused():
         with pytest.raises(ValueError, match="scale"):
             gram_spectrum(MixtureModel.from_eigen(lam * s, [20]))
     assert gram_spectrum(MixtureModel.from_eigen(0.0 * lam, [20])).support == []  # zero is fine
+
+
+def test_stieltjes_over_the_whole_accepted_range_of_z():
+    """``m_G(z)`` is finite wherever ``z`` is accepted; beyond ``Z_RANGE`` it is refused by name.
+
+    Closed form at large ``|z|``: ``m_G(z) = -1/z - (1/z^2) tr(G)/n + ...`` with
+    ``E tr(G)/n = sum_a (n_a/n) tr(C_a)/p = 1`` here.
+    """
+    from rmtgan import solve
+    from rmtgan._validation import Z_RANGE
+
+    model = mp_model(2.0, p=50)
+    spec = gram_spectrum(model)
+    for z in (7e299 + 7e299j, 1e300, -1e300, 1e-300j, 1e-300, 5e299 - 3e299j):
+        for m in (spec.stieltjes(z), solve(model, z).stieltjes):
+            assert np.isfinite(m)
+    z = np.array([0.99e300 * (1 + 1j) / np.sqrt(2), 1e200j, -1e150])
+    np.testing.assert_allclose(spec.stieltjes(z), -1 / z, rtol=1e-12)
+    np.testing.assert_allclose(solve(model, z).stieltjes, -1 / z, rtol=1e-12)
+    # near 0 (n > p): the atom 1 - p/n gives m_G ~ -(1 - p/n) / z
+    np.testing.assert_allclose(spec.stieltjes(1e-300j), -(1 - 1 / 2.0) / 1e-300j, rtol=1e-9)
+    for z in (Z_RANGE[1] * 2, 1e308 + 1e308j, Z_RANGE[0] / 2, 5e-324, 1e-310j):
+        with pytest.raises(ValueError, match=r"\|z\| must lie in"):
+            spec.stieltjes(z)
+        with pytest.raises(ValueError, match=r"\|z\| must lie in"):
+            solve(model, z)

@@ -204,6 +204,9 @@ def test_phase_transitions_closed_form():
     # the model itself (t = 1): as many spikes beyond the bulk as scales below 1
     sp = gram_spikes(identity_model(M, sizes, p))
     assert pt.n_spikes(1.0) == sp.n_spikes
+    for t, exc in ((np.nan, ValueError), (-1.0, ValueError), ("1", TypeError), (True, TypeError)):
+        with pytest.raises(exc, match="t must"):
+            pt.n_spikes(t)
     # a chosen direction: only class 0 separated
     D = np.zeros((3, p))
     D[0, 0] = 1.0
