@@ -159,6 +159,17 @@ def test_missing_directory_or_files(tmp_path, monkeypatch):
         rg.load_biggan(tmp_path)
 
 
+def test_a_file_given_as_the_directory_is_named_as_such(tmp_path, monkeypatch):
+    file = tmp_path / "config.json"
+    file.write_text(rg.biggan_config(16, 4).to_json_string())
+    with pytest.raises(FileNotFoundError, match="exists but is not a directory") as info:
+        rg.load_biggan(file)
+    assert "does not exist" not in str(info.value)
+    monkeypatch.setenv(rg.BIGGAN_DIR_ENV, str(file))
+    with pytest.raises(FileNotFoundError, match=f"{rg.BIGGAN_DIR_ENV}.*exists but is not a directory"):
+        rg.load_biggan()
+
+
 def test_strict_mismatch_is_reported(tiny, tmp_path):
     rg.save_biggan(tiny, tmp_path)
     # 1. a config that does not fit the weights: shapes differ

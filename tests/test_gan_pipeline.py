@@ -140,6 +140,11 @@ def test_overlap_gives_identical_results():
     b = rg.feature_moments(gen, classes=[0, 1], n_per_class=200, batch_size=16, overlap=False)
     assert np.array_equal(a.means, b.means) and np.array_equal(a.covariances, b.covariances)
     assert set(a.timings) == {"forward_s", "accumulate_s", "wait_s"}
+    for kw in ({"overlap": "no"}, {"progress": "no"}, {"progress": None}):
+        with pytest.raises(TypeError, match=f"{next(iter(kw))} must be True or False"):
+            rg.feature_moments(gen, classes=[0, 1], n_per_class=4, **kw)
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        rg.generate_features(gen, None, [0, 1], 4, progress="yes")
 
 
 def test_sample_is_independent_and_reproducible():
@@ -444,6 +449,34 @@ def test_lipschitz_bad_input():
         rg.lipschitz_estimate(lambda v: v, torch.zeros(2, 2), n_iter=0)
 
 
+def test_lipschitz_estimate_names_a_bad_fn_tol_or_seed():
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="fn must be a callable.*int"):
+        rg.lipschitz_estimate(3, x)
+    with pytest.raises(TypeError, match="tol must be a positive real number, got 'a'"):
+        rg.lipschitz_estimate(lambda v: v, x, tol="a")
+    with pytest.raises(TypeError, match="tol"):
+        rg.lipschitz_estimate(lambda v: v, x, tol=True)
+    for bad in (0.0, -1e-3, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tol must be a positive finite number"):
+            rg.lipschitz_estimate(lambda v: v, x, tol=bad)
+    with pytest.raises(ValueError, match="n_iter"):  # non-integers stay a ValueError
+        rg.lipschitz_estimate(lambda v: v, x, n_iter=2.5)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        rg.lipschitz_estimate(lambda v: v, x, seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        rg.lipschitz_estimate(lambda v: v, x, seed=1.5)
+    # NumPy numbers are as good as Python's
+    est = rg.lipschitz_estimate(lambda v: 2 * v, x + 1, n_iter=np.int64(5), tol=np.float64(1e-6),
+                                seed=np.int64(1))
+    np.testing.assert_allclose(est.values, 2.0)
+
+
+def test_generator_lipschitz_names_a_bad_seed():
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        rg.generator_lipschitz(Affine(), classes=[0], n_points=2, seed=-1)
+
+
 # -------------------------------------------------------------- concentration
 def test_concentration_check_on_gaussian_data():
     rng = np.random.default_rng(0)
@@ -481,6 +514,19 @@ def test_concentration_check_validation():
         rg.concentration_check(X, [0] * 6 + [1] * 6)
 
 
+def test_concentration_check_names_a_bad_seed():
+    X = np.random.default_rng(0).standard_normal((8, 5))
+    lab = [0] * 4 + [1] * 4
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        rg.concentration_check(X, lab, seed=-1)
+    for bad in (1.5, "0", True):
+        with pytest.raises(TypeError, match="seed"):
+            rg.concentration_check(X, lab, seed=bad)
+    a = rg.concentration_check(X, lab, seed=np.int64(3))
+    b = rg.concentration_check(X, lab, seed=3)
+    np.testing.assert_array_equal(a.projection_std, b.projection_std)
+
+
 @pytest.mark.slow
 def test_gan_features_behave_like_the_gaussian_mixture():
     """The paper's claim on the digits: GAN-feature Gram spectrum = that of the Gaussian surrogate."""
@@ -515,6 +561,22 @@ def test_threads_helpers():
     with pytest.raises(TypeError):
         rg.set_threads(1.5)
     assert 1 <= rg.default_threads() <= 2 and rg.available_cores() >= 1
+
+
+def test_set_threads_accepts_numpy_integers_not_bools():
+    old = torch.get_num_threads()
+    try:
+        rg.set_threads(np.int64(1))
+        assert torch.get_num_threads() == 1
+        with rg.threads(np.int32(1)):
+            assert torch.get_num_threads() == 1
+        for bad in (True, np.bool_(True)):
+            with pytest.raises(TypeError, match="n must be a positive integer"):
+                rg.set_threads(bad)
+        with pytest.raises(ValueError, match="n must be a positive integer"):
+            rg.set_threads(np.int64(0))
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_default_thread_policy(monkeypatch):

@@ -34,9 +34,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rmtgan._cpus import available_cores
+from rmtgan._validation import as_int
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["import_torch", "set_threads", "threads", "available_cores", "default_threads", "resolve_device"]
 
@@ -57,7 +61,14 @@ def import_torch():
 
 
 def default_threads() -> int:
-    """The thread count used when nobody chose one: ``max(1, min(2, available_cores() - 1))``."""
+    """The thread count used when nobody chose one.
+
+    Returns
+    -------
+    int
+        ``max(1, min(2, available_cores() - 1))``: 1 on a 2-core machine, 2 from
+        3 cores on (see the module docstring).
+    """
     return max(1, min(DEFAULT_MAX_THREADS, available_cores() - 1))
 
 
@@ -67,21 +78,28 @@ def set_threads(n: int | None = None) -> int:
     Parameters
     ----------
     n : int, optional
-        Number of threads (``>= 1``).  ``None`` means ``OMP_NUM_THREADS`` when it
-        is set, else :func:`default_threads`.
+        Number of threads (``>= 1``; a Python or NumPy integer, not a bool).
+        ``None`` means ``OMP_NUM_THREADS`` when it is set to a positive integer,
+        else :func:`default_threads`.
 
     Returns
     -------
     int
         The previous thread count.
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an integer (or is a bool).
+    ValueError
+        ``n < 1``.
     """
     global _threads_decided
     torch = import_torch()
     if n is None:
         env = os.environ.get("OMP_NUM_THREADS", "").strip()
         n = int(env) if env.isdigit() and int(env) > 0 else default_threads()
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be a positive integer, got {n!r}")
+    n = as_int(n, "n", "a positive integer")
     if n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     old = torch.get_num_threads()
@@ -94,6 +112,16 @@ def set_threads(n: int | None = None) -> int:
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[int]:
     """Context manager running its body with ``n`` torch threads, restoring the count after.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads (``>= 1``), validated as by :func:`set_threads`.
+
+    Yields
+    ------
+    int
+        ``n``, as given.
 
     Examples
     --------
@@ -120,7 +148,7 @@ def ensure_threads() -> None:
     set_threads(default_threads())
 
 
-def resolve_device(device: Any = "cpu"):
+def resolve_device(device: Any = "cpu") -> torch.device:
     """Validate a device argument and return a ``torch.device``.
 
     Parameters
@@ -129,10 +157,18 @@ def resolve_device(device: Any = "cpu"):
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; ``None`` or ``"auto"`` picks
         CUDA when available, else the CPU.
 
+    Returns
+    -------
+    torch.device
+        The device (``cpu``, ``cuda``, ``mps`` or ``xpu``), checked to be present.
+
     Raises
     ------
+    TypeError
+        ``device`` is neither a string, a ``torch.device`` nor ``None``.
     ValueError
-        If the string is not a device or CUDA is requested but unavailable.
+        If the string is not a device, the device type is unsupported, or the
+        requested accelerator (or CUDA index) is unavailable.
     """
     torch = import_torch()
     if device is None or (isinstance(device, str) and device == "auto"):

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from rmtgan.gan._torch import ensure_threads, import_torch, resolve_device
 from rmtgan.gan.features import FeatureExtractor
@@ -64,14 +65,22 @@ CNN_FILE = "digits_cnn.pt"
 DIGITS_FEATURE_LAYER = "act"
 
 
-def digits_data(dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def digits_data(dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as images in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        Floating-point dtype of the images (float32, that of the shipped
+        networks, by default); the scaling is computed in float64 and cast.
 
     Returns
     -------
-    images : ndarray, shape (1797, 1, 8, 8)
-        ``pixels / 8 - 1`` (pixels are integers 0..16).
+    images : ndarray of ``dtype``, shape (1797, 1, 8, 8)
+        ``pixels / 8 - 1`` (pixels are integers 0..16), one image per sample
+        with a single channel, as the networks take them.
     labels : ndarray of int64, shape (1797,)
+        The digit (0..9) of each image.
     """
     from sklearn.datasets import load_digits
 
@@ -80,12 +89,28 @@ def digits_data(dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     return images, d.target.astype(np.int64)
 
 
-def to_pixels(images) -> np.ndarray:
+def to_pixels(images: ArrayLike | torch.Tensor) -> np.ndarray:
     """Map images in ``[-1, 1]`` (b, 1, 8, 8) back to scikit-learn's scale: rows of 64 pixels in 0..16.
+
+    The inverse of the scaling of :func:`digits_data`: ``(x + 1) * 8``, clipped
+    to ``[0, 16]`` (generated images may leave the range slightly) and not
+    rounded.
+
+    Parameters
+    ----------
+    images : array_like or torch.Tensor, shape (b, ...) with 64 values per image
+        Images in ``[-1, 1]``, e.g. (b, 1, 8, 8) from a generator (a tensor is
+        detached and copied to the CPU).
 
     Returns
     -------
     ndarray of float64, shape (b, 64)
+        One flattened image per row, as ``sklearn.datasets.load_digits().data``.
+
+    Raises
+    ------
+    ValueError
+        An image does not have 64 values.
     """
     x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
@@ -109,8 +134,11 @@ class DigitsGenerator(ConditionalGenerator):
     Parameters
     ----------
     latent_dim : int
+        Latent dimension (16 for the shipped weights).
     hidden : int
+        Width of the two hidden layers.
     num_classes : int
+        Number of classes (10 digits); the class names are ``"0"`` .. ``"9"``.
     """
 
     def __init__(self, latent_dim: int = 16, hidden: int = 256, num_classes: int = 10):
@@ -130,7 +158,21 @@ class DigitsGenerator(ConditionalGenerator):
         """Upper bound ``g1 g2 g3`` of the Lipschitz constant in the latent (Euclidean norms)."""
         return float(torch.exp(self.log_gain.detach().sum()))
 
-    def forward(self, latent, labels):
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images of the given latents and classes.
+
+        Parameters
+        ----------
+        latent : torch.Tensor, shape (b, latent_dim)
+            Latents, of the weights' dtype (checked by :meth:`check_inputs`).
+        labels : torch.Tensor of int64, shape (b,)
+            Class indices in ``[0, num_classes)``.
+
+        Returns
+        -------
+        torch.Tensor, shape (b, 1, 8, 8)
+            Images in ``[-1, 1]``.
+        """
         self.check_inputs(latent, labels)
         g = torch.exp(self.log_gain)
         h = F.leaky_relu(g[0] * self.fc1(latent) + self.bias1(labels), 0.2)
@@ -153,7 +195,9 @@ class DigitsCNN(nn.Module):
     width : int
         Feature dimension ``p``.
     num_classes : int
+        Number of classes of the head.
     dropout : float
+        Dropout probability before the head (active in training mode only).
     """
 
     def __init__(self, width: int = 512, num_classes: int = 10, dropout: float = 0.3):
@@ -171,18 +215,59 @@ class DigitsCNN(nn.Module):
         self.head = nn.Linear(width, num_classes)
         self.width = width
 
-    def features(self, images):
-        """Penultimate features, shape (b, p)."""
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate features.
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (b, 1, 8, 8)
+            Images in ``[-1, 1]`` (see :func:`digits_data`).
+
+        Returns
+        -------
+        torch.Tensor, shape (b, p)
+            The ReLU activations ``act`` (non-negative).
+        """
         return self.act(self.norm(self.fc(self.body(images))))
 
-    def forward(self, images):
-        """Class logits, shape (b, num_classes)."""
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (b, 1, 8, 8)
+            Images in ``[-1, 1]`` (see :func:`digits_data`).
+
+        Returns
+        -------
+        torch.Tensor, shape (b, num_classes)
+        """
         return self.head(self.dropout(self.features(images)))
 
 
 # -------------------------------------------------------------------------- loading
 def weights_metadata(name: str = "gan") -> dict[str, Any]:
-    """Metadata JSON of a shipped network (``"gan"`` or ``"cnn"``): seed, epochs, accuracies, timings."""
+    """Metadata of a shipped network: seed, epochs or steps, accuracies, timings, sha256.
+
+    Parameters
+    ----------
+    name : {"gan", "cnn"}
+        Which network: the digits GAN or the feature CNN.
+
+    Returns
+    -------
+    dict
+        The JSON written beside the weights by ``python -m rmtgan.gan.train_digits``
+        (``digits_gan.json`` or ``digits_cnn.json`` in :data:`WEIGHTS_DIR`),
+        parsed.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is neither ``"gan"`` nor ``"cnn"``.
+    FileNotFoundError
+        The shipped files are missing.
+    """
     file = _weights_file(name)
     return json.loads(file.with_suffix(".json").read_text(encoding="utf-8"))
 
@@ -231,8 +316,11 @@ def digits_generator(device: Any = "cpu", weights_dir: str | Path | None = None)
     Parameters
     ----------
     device : str or torch.device
+        Where the model lives (see :func:`rmtgan.gan.resolve_device`).
     weights_dir : path, optional
-        Directory holding ``digits_gan.pt`` (default: the shipped weights).
+        Directory holding ``digits_gan.pt`` (default: the shipped weights);
+        checked against the sha256 of a ``digits_gan.json`` beside it when
+        there is one.
 
     Returns
     -------
@@ -253,8 +341,11 @@ def digits_cnn(device: Any = "cpu", weights_dir: str | Path | None = None) -> Di
     Parameters
     ----------
     device : str or torch.device
+        Where the model lives (see :func:`rmtgan.gan.resolve_device`).
     weights_dir : path, optional
-        Directory holding ``digits_cnn.pt`` (default: the shipped weights).
+        Directory holding ``digits_cnn.pt`` (default: the shipped weights);
+        checked against the sha256 of a ``digits_cnn.json`` beside it when
+        there is one.
 
     Returns
     -------
@@ -281,7 +372,9 @@ def digits_features(layer: str = DIGITS_FEATURE_LAYER, device: Any = "cpu",
         before the ReLU, ``"body"`` for the 256 flattened convolutional
         features).
     device : str or torch.device
+        Where the model lives (see :func:`rmtgan.gan.resolve_device`).
     weights_dir : path, optional
+        Directory holding ``digits_cnn.pt`` (default: the shipped weights).
 
     Returns
     -------

@@ -129,12 +129,34 @@ class FeatureExtractor(nn.Module):
             self._target = modules[layer]
 
     @property
-    def net(self):
-        """The wrapped network."""
+    def net(self) -> Any:
+        """The wrapped network (module or callable)."""
         return self.network if hasattr(self, "network") else self._fn
 
-    def forward(self, images):
-        """Features of ``images``: a float tensor of shape (b, p)."""
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of ``images``.
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (b, C, H, W)
+            A batch of images, as the network (after ``preprocess``) takes them.
+
+        Returns
+        -------
+        torch.Tensor, shape (b, p)
+            The layer's (or network's) output, flattened or averaged over space
+            (``reduce``); dtype and device those of the network's output.
+
+        Raises
+        ------
+        TypeError
+            The layer returned something other than a tensor.
+        ValueError
+            The output has no batch axis of size ``b``; at the first call, the
+            layer runs more than once per forward pass.
+        RuntimeError
+            The named layer did not run during the forward pass.
+        """
         if self.preprocess is not None:
             images = self.preprocess(images)
         if self._target is None:
@@ -185,12 +207,35 @@ class FeatureExtractor(nn.Module):
         return f"layer={self.layer!r}, capture={self.capture!r}, reduce={self.reduce!r}"
 
 
-def as_features(features: Any, layer: str | None = None, **kwargs) -> FeatureExtractor | None:
+def as_features(features: Any, layer: str | None = None, **kwargs: Any) -> FeatureExtractor | None:
     """Turn a module/callable (optionally with a layer name) into a :class:`FeatureExtractor`.
 
     ``None`` stays ``None`` (meaning: the images themselves, flattened, are the
-    features).  A :class:`FeatureExtractor` is returned as is when no layer is
-    given.
+    features).  A :class:`FeatureExtractor` is returned as is when no layer and
+    no keyword arguments are given (otherwise it is wrapped in a new one).
+
+    Parameters
+    ----------
+    features : torch.nn.Module, callable or None
+        The representation network, ``images (b, C, H, W) -> features``.
+    layer : str, optional
+        Feature layer (a module name of ``features``).
+    **kwargs
+        Keyword arguments of :class:`FeatureExtractor` (``capture``,
+        ``reduce``, ``preprocess``, ``stop_early``).
+
+    Returns
+    -------
+    FeatureExtractor or None
+        ``None`` exactly when ``features`` is ``None``.
+
+    Raises
+    ------
+    ValueError
+        ``layer`` given without a network, or as :class:`FeatureExtractor`
+        raises.
+    TypeError
+        As :class:`FeatureExtractor` raises.
     """
     if features is None:
         if layer is not None:
@@ -208,10 +253,25 @@ def imagenet_preprocess(size: int = 224, value_range: tuple[float, float] = (-1.
     ``size x size`` (bilinear, antialiased when shrinking) and normalises
     with the ImageNet mean and standard deviation.  Every step is Lipschitz.
 
+    Parameters
+    ----------
+    size : int
+        Side of the output images in pixels (``>= 1``; 224 for the paper's
+        networks).
+    value_range : (float, float)
+        ``(low, high)`` range of the input images (``[-1, 1]`` for generator
+        outputs); ``high > low``.
+
     Returns
     -------
     callable
-        ``images (b, 3, H, W) -> (b, 3, size, size)``.
+        ``images (b, 3, H, W) -> (b, 3, size, size)`` (float tensors; a
+        ``ValueError`` for images that are not RGB batches).
+
+    Raises
+    ------
+    ValueError
+        ``value_range`` is not increasing or ``size`` is not a positive integer.
     """
     lo, hi = (float(v) for v in value_range)
     if not hi > lo:
@@ -267,6 +327,9 @@ def torchvision_features(name: str = "resnet50", *, weights: Any = None,
     ------
     ImportError
         torchvision is not installed.
+    ValueError
+        ``torchvision.models`` has no builder ``name``, or there is no default
+        layer for it and ``layer`` is not given.
     """
     try:
         import torchvision

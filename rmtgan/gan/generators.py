@@ -30,7 +30,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,10 @@ def truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], truncatio
     Parameters
     ----------
     rng : numpy.random.Generator
+        Source of the uniform draws (``rng.random(shape)``, advanced by one draw
+        per entry).
     shape : tuple of int
+        Shape of the output, e.g. ``(n, latent_dim)``.
     truncation : float
         Scale factor in ``(0, 1]``.
     bound : float
@@ -96,6 +99,7 @@ def truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], truncatio
     Returns
     -------
     ndarray of float32, shape ``shape``
+        Entries in ``[-bound * truncation, bound * truncation]``.
     """
     truncation = _check_truncation(truncation)
     if not (bound > 0):
@@ -121,6 +125,15 @@ class ConditionalGenerator(nn.Module):
 
     Subclasses implement ``forward(latent, labels)`` (and may call
     :meth:`check_inputs`).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Dimension ``d`` of the latent vector (``>= 1``).
+    num_classes : int, optional
+        Number of classes (``>= 1``); ``None`` when unknown.
+    class_names : mapping of str to int, optional
+        Class names (lower case) and their indices, for :meth:`class_index`.
 
     Attributes
     ----------
@@ -151,20 +164,46 @@ class ConditionalGenerator(nn.Module):
         self.class_names = dict(class_names or {})
 
     def sample_latent(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw ``n`` latent vectors, shape ``(n, latent_dim)`` float32.
+        """Draw ``n`` latent vectors from the generator's latent distribution.
 
         The default is the standard normal ``N(0, I_d)``; subclasses may change
         it (BigGAN uses a truncated normal).  Draws are consecutive: ``n`` rows
         equal the concatenation of ``n1`` then ``n2`` rows drawn from the same
         ``rng``.
+
+        Parameters
+        ----------
+        n : int
+            Number of latent vectors (``>= 0``).
+        rng : numpy.random.Generator
+            Source of randomness (advanced by the draw).
+
+        Returns
+        -------
+        ndarray of float32, shape (n, latent_dim)
+            One latent vector per row.
         """
         return rng.standard_normal((n, self.latent_dim), dtype=np.float32)
 
     def class_index(self, c: int | str) -> int:
         """Resolve a class given by index or by name to its index.
 
+        Parameters
+        ----------
+        c : int or str
+            A class index (Python or NumPy integer) or a name of
+            :attr:`class_names` (case and surrounding spaces are ignored).
+
+        Returns
+        -------
+        int
+            The class index, in ``[0, num_classes)`` (``>= 0`` when
+            ``num_classes`` is ``None``).
+
         Raises
         ------
+        TypeError
+            ``c`` is neither an integer nor a string (bools are refused).
         ValueError
             Unknown name, or index outside ``[0, num_classes)``.
         """
@@ -182,11 +221,25 @@ class ConditionalGenerator(nn.Module):
             raise ValueError(f"class index {c} is outside [0, {self.num_classes})")
         return c
 
-    def check_inputs(self, latent, labels) -> None:
+    def check_inputs(self, latent: torch.Tensor, labels: torch.Tensor) -> None:
         """Validate ``latent`` (b, latent_dim) float and ``labels`` (b,) int64 tensors.
 
         The latent's dtype must be the weights' (when the generator has any) and the
         labels must lie in ``[0, num_classes)``.
+
+        Parameters
+        ----------
+        latent : torch.Tensor, shape (b, latent_dim)
+            Floating-point latents.
+        labels : torch.Tensor of int64, shape (b,)
+            Class indices.
+
+        Raises
+        ------
+        TypeError
+            Wrong tensor types or dtypes.
+        ValueError
+            Wrong shapes, or a label outside ``[0, num_classes)``.
         """
         if not isinstance(latent, torch.Tensor) or not latent.is_floating_point():
             raise TypeError(f"latent must be a floating-point tensor, got {type(latent).__name__}")
@@ -212,6 +265,20 @@ class CallableGenerator(ConditionalGenerator):
 
     Built by :func:`as_generator`.  A wrapped ``nn.Module`` is registered as the
     submodule ``net``, so ``.to(device)`` and ``.eval()`` reach it.
+
+    Parameters
+    ----------
+    fn : torch.nn.Module or callable
+        ``fn(latent (b, latent_dim), labels (b,) int64) -> images (b, C, H, W)``.
+    latent_dim : int
+        Latent dimension ``d``.
+    num_classes : int, optional
+        Number of classes; ``None`` when unknown.
+    latent_sampler : callable ``(n, rng) -> array (n, latent_dim)``, optional
+        Latent distribution (``rng`` a ``numpy.random.Generator``); default the
+        standard normal.
+    class_names : mapping of str to int, optional
+        Names accepted by :meth:`class_index`.
     """
 
     def __init__(self, fn: Callable, latent_dim: int, num_classes: int | None = None,
@@ -224,11 +291,44 @@ class CallableGenerator(ConditionalGenerator):
             self._fn = fn
         self._sampler = latent_sampler
 
-    def forward(self, latent, labels):
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The wrapped callable's images.
+
+        Parameters
+        ----------
+        latent : torch.Tensor, shape (b, latent_dim)
+            Floating-point latents.
+        labels : torch.Tensor of int64, shape (b,)
+            Class indices.
+
+        Returns
+        -------
+        torch.Tensor
+            What the callable returns (images (b, C, H, W) under the contract);
+            the inputs are passed as they are, unchecked.
+        """
         fn = self.net if hasattr(self, "net") else self._fn
         return fn(latent, labels)
 
     def sample_latent(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` latents from ``latent_sampler`` (the standard normal without one).
+
+        Parameters
+        ----------
+        n : int
+            Number of latent vectors.
+        rng : numpy.random.Generator
+            Passed to the sampler.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, latent_dim)
+
+        Raises
+        ------
+        ValueError
+            The sampler returned another shape.
+        """
         if self._sampler is None:
             return super().sample_latent(n, rng)
         z = np.asarray(self._sampler(n, rng), dtype=np.float32)
@@ -302,11 +402,17 @@ def converge_spectral_norm(module) -> int:
     Parameters
     ----------
     module : torch.nn.Module
+        Updated in place (all its submodules).
 
     Returns
     -------
     int
         Number of normalised weights updated.
+
+    Raises
+    ------
+    ValueError
+        A normalised weight is zero or not finite.
     """
     from torch.nn.utils.parametrizations import _SpectralNorm
     from torch.nn.utils.spectral_norm import SpectralNorm
@@ -380,6 +486,16 @@ def _biggan():
 class StateDictMismatchError(ValueError):
     """A weights file does not match the model: missing, unexpected or mis-shaped keys.
 
+    Parameters
+    ----------
+    source : str
+        What the weights came from (e.g. the quoted file name), for the message.
+    missing, unexpected : iterable of str
+        Keys the model expects but the file lacks, and keys the model does not
+        have.
+    mismatched : iterable of (str, tuple, tuple)
+        ``(key, shape in file, shape expected)``.
+
     Attributes
     ----------
     missing, unexpected : list of str
@@ -387,7 +503,8 @@ class StateDictMismatchError(ValueError):
         ``(key, shape in file, shape expected)``.
     """
 
-    def __init__(self, source: str, missing=(), unexpected=(), mismatched=()):
+    def __init__(self, source: str, missing: Iterable[str] = (), unexpected: Iterable[str] = (),
+                 mismatched: Iterable[tuple[str, tuple, tuple]] = ()):
         self.missing = list(missing)
         self.unexpected = list(unexpected)
         self.mismatched = list(mismatched)
@@ -448,6 +565,9 @@ class BigGANGenerator(ConditionalGenerator):
     Parameters
     ----------
     model : pytorch_pretrained_biggan.BigGAN
+        The network (its ``config`` gives ``latent_dim = z_dim`` and
+        ``num_classes``; 1000-class models know the names of
+        :data:`IMAGENET_CLASSES`).
     truncation : float
         In ``(0, 1]``; the paper's images use small values (e.g. 0.4).
     """
@@ -463,16 +583,44 @@ class BigGANGenerator(ConditionalGenerator):
         self.truncation = _check_truncation(truncation)
 
     @property
-    def config(self):
-        """The ``BigGANConfig`` of the wrapped model."""
+    def config(self) -> Any:
+        """The ``pytorch_pretrained_biggan.BigGANConfig`` of the wrapped model."""
         return self.model.config
 
-    def forward(self, latent, labels):
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images of the given latents and classes.
+
+        Parameters
+        ----------
+        latent : torch.Tensor, shape (b, z_dim)
+            Latents, of the weights' dtype (checked by :meth:`check_inputs`).
+        labels : torch.Tensor of int64, shape (b,)
+            ImageNet class indices in ``[0, num_classes)``.
+
+        Returns
+        -------
+        torch.Tensor, shape (b, 3, output_dim, output_dim)
+            RGB images in ``[-1, 1]``, of the latent's dtype.
+        """
         self.check_inputs(latent, labels)
         one_hot = F.one_hot(labels, self.num_classes).to(latent.dtype)
         return self.model(latent, one_hot, self.truncation)
 
     def sample_latent(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` latents of the truncation trick (:func:`truncated_normal`, bound 2).
+
+        Parameters
+        ----------
+        n : int
+            Number of latent vectors.
+        rng : numpy.random.Generator
+            Source of randomness.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, z_dim)
+            Entries in ``[-2 truncation, 2 truncation]``.
+        """
         return truncated_normal(rng, (n, self.latent_dim), self.truncation)
 
     def extra_repr(self) -> str:
@@ -496,6 +644,10 @@ def _resolve_dir(weights_dir) -> Path:
     if not isinstance(weights_dir, (str, os.PathLike)):
         raise TypeError(f"weights_dir must be a path, got {type(weights_dir).__name__}")
     path = Path(weights_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise FileNotFoundError(f"BigGAN weights directory {str(path)!r}{source} exists but is not a "
+                                f"directory: pass the directory holding {BIGGAN_CONFIG_NAME} and "
+                                f"{BIGGAN_WEIGHTS_NAME}")
     if not path.is_dir():
         raise FileNotFoundError(f"BigGAN weights directory {str(path)!r}{source} does not exist")
     missing = [f for f in (BIGGAN_CONFIG_NAME, BIGGAN_WEIGHTS_NAME) if not (path / f).is_file()]
@@ -529,8 +681,11 @@ def load_biggan(weights_dir: str | os.PathLike | None = None, *, truncation: flo
 
     Raises
     ------
+    TypeError
+        ``weights_dir`` is not a path.
     FileNotFoundError
-        No directory given, or a file is missing.
+        No directory given, the path does not exist or is not a directory, or a
+        file is missing.
     StateDictMismatchError (a ValueError)
         The weights do not match ``config.json`` exactly (missing, unexpected
         or mis-shaped keys).
@@ -579,13 +734,19 @@ def save_biggan(gen, weights_dir: str | os.PathLike) -> Path:
     Parameters
     ----------
     gen : BigGANGenerator or pytorch_pretrained_biggan.BigGAN
+        The model to save (its weights are copied to the CPU).
     weights_dir : path
-        Created if needed.
+        Created if needed; existing files of the same names are overwritten.
 
     Returns
     -------
     pathlib.Path
         The directory.
+
+    Raises
+    ------
+    TypeError
+        ``gen`` is neither a :class:`BigGANGenerator` nor a BigGAN.
     """
     ppb = _biggan()
     model = gen.model if isinstance(gen, BigGANGenerator) else gen
@@ -619,12 +780,21 @@ def biggan_config(output_dim: int = 32, channel_width: int = 8, z_dim: int = 128
     z_dim : int
         Latent dimension (the class embedding has the same size).
     num_classes : int
+        Number of classes (1000 for ImageNet).
     attention : bool
         Include the self-attention layer.
 
     Returns
     -------
     pytorch_pretrained_biggan.BigGANConfig
+        Its ``layers`` list ``(up-sample, in, out)`` channel multiples per block.
+
+    Raises
+    ------
+    ValueError
+        A size is not a positive integer, ``output_dim`` is not ``4 * 2**m``
+        with ``m >= 2``, ``channel_width < 4``, or the attention layer would be
+        too narrow.
     """
     ppb = _biggan()
     for name, v in (("output_dim", output_dim), ("channel_width", channel_width), ("z_dim", z_dim),
@@ -715,6 +885,7 @@ def random_biggan(config=None, seed: int = 0, *, truncation: float = 0.4, calibr
     calibration_size : int
         Calibration batch size (``>= 2``).
     device : str or torch.device
+        Where the model lives (the calibration runs there).
 
     Returns
     -------

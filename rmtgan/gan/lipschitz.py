@@ -18,14 +18,20 @@ of the Gaussian mixture with the same moments.  Two diagnostics:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from rmtgan._validation import as_nonnegative_int
 from rmtgan.gan._torch import ensure_threads, import_torch, resolve_device
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "LipschitzEstimate",
@@ -59,12 +65,25 @@ class LipschitzEstimate:
 
     @property
     def max(self) -> float:
-        """Largest local constant: a lower bound of the global Lipschitz constant."""
+        """Largest local constant: a lower bound of the global Lipschitz constant.
+
+        Returns
+        -------
+        float
+            ``max_i values[i]``, in the units of the output norm per unit of the
+            input norm (Euclidean norms of the flattened rows).
+        """
         return float(np.max(self.values))
 
     @property
     def median(self) -> float:
-        """Median local constant."""
+        """Median local constant.
+
+        Returns
+        -------
+        float
+            ``median_i values[i]`` (same units as :attr:`max`).
+        """
         return float(np.median(self.values))
 
     def __repr__(self) -> str:
@@ -72,38 +91,74 @@ class LipschitzEstimate:
                 f"iterations={self.iterations}, converged={self.converged})")
 
 
-def lipschitz_estimate(fn: Callable, inputs: Any, *, n_iter: int = 50, tol: float = 1e-4,
-                       seed: int = 0) -> LipschitzEstimate:
+def _check_count(v: Any, name: str) -> int:
+    """``v`` as a positive int (NumPy integers accepted); anything else is a ``ValueError`` naming ``name``.
+
+    A ``ValueError`` also for non-integers: the type these counts have always raised.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _check_tol(tol: Any) -> float:
+    """A positive finite real number, else ``TypeError``/``ValueError`` naming ``tol``."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"tol must be a positive real number, got {tol!r}")
+    t = float(tol)
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    return t
+
+
+def lipschitz_estimate(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, *, n_iter: int = 50,
+                       tol: float = 1e-4, seed: int = 0) -> LipschitzEstimate:
     """Spectral norm of the Jacobian of ``fn`` at each input point (power iteration).
 
     Parameters
     ----------
     fn : callable
         Maps a batch (m, ...) to a batch (m, ...), each output row depending on
-        its own input row only (true of networks in eval mode).
+        its own input row only (true of networks in eval mode).  It must be
+        differentiable by ``torch.func.jvp`` and ``torch.func.vjp``.
     inputs : torch.Tensor, shape (m, ...)
-        The points (floating point).
+        The points (floating point), one per row of the batch axis.
     n_iter : int
-        Maximal number of power iterations (each is one ``jvp`` and one
-        ``vjp``).
+        Maximal number of power iterations (``>= 1``; each is one ``jvp`` and
+        one ``vjp``).
     tol : float
-        Stop when every estimate's relative change is below ``tol``.
+        Positive; stop when every estimate's relative change in one iteration is
+        below ``tol``.
     seed : int
-        Seed of the random start vectors.
+        Non-negative seed of the random start vectors (a CPU
+        ``torch.Generator``; the global torch RNG is not used).
 
     Returns
     -------
     LipschitzEstimate
+        ``values`` of shape (m,): ``||J(x_i)||_2`` for the Euclidean norms of the
+        flattened input and output rows.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is not callable, ``inputs`` is not a floating-point tensor, ``tol``
+        is not a real number or ``seed`` is not an integer.
+    ValueError
+        Empty batch, ``n_iter`` not a positive integer, ``tol`` not positive and
+        finite, negative ``seed``, or non-finite Jacobian-vector products.
     """
     torch = import_torch()
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable (a function or module mapping a batch to a batch), "
+                        f"got {type(fn).__name__}")
     if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
         raise TypeError("inputs must be a floating-point tensor (m, ...)")
     if inputs.ndim < 1 or inputs.shape[0] < 1:
         raise ValueError(f"inputs must have a non-empty batch axis, got shape {tuple(inputs.shape)}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    n_iter = _check_count(n_iter, "n_iter")
+    tol = _check_tol(tol)
+    seed = as_nonnegative_int(seed, "seed")
     ensure_threads()
     x = inputs.detach()
     m = x.shape[0]
@@ -115,7 +170,7 @@ def lipschitz_estimate(fn: Callable, inputs: Any, *, n_iter: int = 50, tol: floa
         n = rows(t).norm(dim=1).clamp_min(torch.finfo(t.dtype).tiny)
         return t / n.view((m,) + (1,) * (t.ndim - 1))
 
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     v = normalise(torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device))
     with torch.enable_grad():
         _, vjp_fn = torch.func.vjp(fn, x)
@@ -152,24 +207,34 @@ def generator_lipschitz(generator: Any, classes: Sequence[int | str] | None = No
     Parameters
     ----------
     generator : ConditionalGenerator, module or callable
+        ``generator(latent (b, d), labels (b,) int64) -> images (b, C, H, W)``
+        (see :func:`rmtgan.gan.as_generator`).
     classes : sequence of int or str, optional
-        Classes cycled over the points (default: all, or class 0 when the
-        generator does not say).
+        Classes (indices or names) cycled over the points (default: all, or
+        class 0 when the generator does not say how many it has).
     features : module or callable, optional
-        Representation network ``phi``: estimate the composite map instead.
+        Representation network ``phi``, ``images -> features (b, p)``: estimate
+        the composite map instead.
     layer : str, optional
-        Feature layer of ``features``.
+        Feature layer of ``features`` (see :class:`FeatureExtractor`).
     n_points : int
-        Number of latent points (drawn by ``generator.sample_latent``).
-    seed, n_iter, tol
+        Number ``m`` of latent points (``>= 1``, drawn by
+        ``generator.sample_latent`` from ``numpy.random.default_rng([seed, 0x11C])``).
+    seed : int
+        Non-negative seed of the latents and of the power iteration's start
+        vectors.
+    n_iter, tol
         See :func:`lipschitz_estimate`.
     device : str or torch.device
+        Where the modules run (see :func:`rmtgan.gan.resolve_device`); they are
+        moved there and put in eval mode, their training flags restored after.
 
     Returns
     -------
     LipschitzEstimate
-        Norms of the Jacobian with respect to the latent (Euclidean norms on
-        the latent and on the flattened images or features).
+        ``values`` of shape (m,): norms of the Jacobian with respect to the
+        latent (Euclidean norms on the latent and on the flattened images or
+        features).
     """
     from rmtgan.gan.features import as_features
     from rmtgan.gan.generators import as_generator
@@ -179,8 +244,8 @@ def generator_lipschitz(generator: Any, classes: Sequence[int | str] | None = No
     gen = as_generator(generator)
     ext = as_features(features, layer)
     dev = resolve_device(device)
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1:
-        raise ValueError(f"n_points must be a positive integer, got {n_points!r}")
+    n_points = _check_count(n_points, "n_points")
+    seed = as_nonnegative_int(seed, "seed")
     if classes is None and gen.num_classes is None:
         classes = [0]
     ids = _classes(gen, classes)
@@ -191,7 +256,7 @@ def generator_lipschitz(generator: Any, classes: Sequence[int | str] | None = No
     try:
         floats = (p.dtype for mod in mods for p in mod.parameters() if p.is_floating_point())
         dtype = next(floats, torch.float32)
-        rng = np.random.default_rng([int(seed), 0x11C])
+        rng = np.random.default_rng([seed, 0x11C])
         z = torch.from_numpy(gen.sample_latent(n_points, rng)).to(dev, dtype)
         y = torch.from_numpy(np.resize(ids, n_points)).to(dev)
 
@@ -205,22 +270,27 @@ def generator_lipschitz(generator: Any, classes: Sequence[int | str] | None = No
             mm.training = mode
 
 
-def features_lipschitz(features: Any, images: Any, *, layer: str | None = None, n_iter: int = 50,
+def features_lipschitz(features: Any, images: torch.Tensor, *, layer: str | None = None, n_iter: int = 50,
                        tol: float = 1e-4, seed: int = 0) -> LipschitzEstimate:
     """Local Lipschitz constants of a representation network at the given images.
 
     Parameters
     ----------
     features : module or callable
-        ``images (m, C, H, W) -> features (m, p)``.
+        ``images (m, C, H, W) -> features (m, p)``; a module runs in eval mode
+        (its training flags are restored after).
     images : torch.Tensor, shape (m, C, H, W)
+        Floating-point images, on the device and of the dtype of ``features``.
     layer : str, optional
-        Feature layer of ``features``.
+        Feature layer of ``features`` (see :class:`FeatureExtractor`).
+    n_iter, tol, seed
+        See :func:`lipschitz_estimate`.
 
     Returns
     -------
     LipschitzEstimate
-        Norms of the Jacobian from flattened images to features (Euclidean).
+        ``values`` of shape (m,): norms of the Jacobian from flattened images to
+        features (Euclidean).
     """
     from rmtgan.gan.features import as_features
 
@@ -247,8 +317,11 @@ class ConcentrationReport:
     Attributes
     ----------
     classes : ndarray, shape (k,)
-    counts : ndarray, shape (k,)
+        The distinct labels, sorted (``numpy.unique`` of the labels).
+    counts : ndarray of int64, shape (k,)
+        Rows ``n_a`` per class.
     p : int
+        Feature dimension.
     norm_mean : ndarray, shape (k,)
         Mean of ``||x|| / sqrt(p)``.
     norm_std : ndarray, shape (k,)
@@ -287,7 +360,16 @@ class ConcentrationReport:
     projection_kurtosis: np.ndarray
 
     def summary(self) -> str:
-        """A small text table, one line per class."""
+        """A small text table, one line per class.
+
+        Returns
+        -------
+        str
+            Columns: class, ``n``, mean of ``||x|| / sqrt(p)``, its standard
+            deviation, the Gaussian value, their ratio, the same ratio for
+            ``||x - mu_a||`` and the largest ``|excess kurtosis|`` of the
+            projections.
+        """
         lines = [f"concentration check (p = {self.p})",
                  "class      n   |x|/sqrt(p)   std      std(gauss)  ratio   |x-mu| ratio  max|kurt|"]
         for a, c in enumerate(self.classes):
@@ -310,29 +392,45 @@ def _tr_c2_unbiased(X: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> float:
     return max(est, 0.0)
 
 
-def concentration_check(data, labels, *, n_projections: int = 8, seed: int = 0) -> ConcentrationReport:
+def concentration_check(data: ArrayLike, labels: ArrayLike, *, n_projections: int = 8,
+                        seed: int = 0) -> ConcentrationReport:
     """Empirical concentration of labelled features, against the Gaussian mixture with the same moments.
 
     Parameters
     ----------
     data : array_like, shape (n, p)
-        One feature vector per row (e.g. ``FeatureMoments.sample``).
+        One feature vector per row (data convention (n_samples, n_features), e.g.
+        ``FeatureMoments.sample``; the paper's ``X`` is ``data.T``); finite reals.
     labels : array_like, shape (n,)
-        Class of each row; each class needs at least 4 rows.
+        Class of each row (integers or strings); each class needs at least 4
+        rows.
     n_projections : int
-        Number ``m`` of random unit directions ``u_j`` (seeded, shared by classes).
+        Number ``m`` of random unit directions ``u_j`` (``>= 1``; seeded,
+        shared by classes).
     seed : int
+        Non-negative seed of the directions (``numpy.random.default_rng(seed)``).
 
     Returns
     -------
     ConcentrationReport
+        Per-class statistics, classes in sorted order.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``data``, labels of another type, or a ``seed`` that is not
+        an integer.
+    ValueError
+        Bad shapes or non-finite ``data``, ``n_projections`` not a positive
+        integer, a negative ``seed``, a class with fewer than 4 rows or with
+        constant features.
     """
     from rmtgan._validation import as_labels, as_real_array
 
     X = as_real_array(data, "data", ndim=2)
     lab = as_labels(labels, X.shape[0])
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
-        raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
+    n_projections = _check_count(n_projections, "n_projections")
+    seed = as_nonnegative_int(seed, "seed")
     n, p = X.shape
     classes = np.unique(lab)
     rng = np.random.default_rng(seed)

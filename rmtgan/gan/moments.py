@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from rmtgan._validation import as_flag
 from rmtgan.gan._torch import available_cores, ensure_threads, import_torch, resolve_device
 from rmtgan.gan.features import as_features
 from rmtgan.gan.generators import ConditionalGenerator, as_generator
@@ -66,6 +67,7 @@ class FeatureMoments:
     sample_labels : ndarray of int64, shape (m,), or None
         Generator class index of each sample row.
     seed : int
+        Seed of the latent draws (see the module docstring).
     timings : dict
         For the moment pass: ``forward_s`` (generator and network, main
         thread), ``accumulate_s`` (conversion to float64 numpy and moment
@@ -89,12 +91,12 @@ class FeatureMoments:
 
     @property
     def k(self) -> int:
-        """Number of classes."""
+        """Number of classes ``k`` (rows of :attr:`means`)."""
         return int(self.means.shape[0])
 
     @property
     def p(self) -> int:
-        """Feature dimension."""
+        """Feature dimension ``p`` (columns of :attr:`means`)."""
         return int(self.means.shape[1])
 
     def to_model(self, sizes: Sequence[int] | None = None) -> MixtureModel:
@@ -275,6 +277,18 @@ def feature_moments(generator: Any, features: Any = None, classes: Sequence[int 
     Returns
     -------
     FeatureMoments
+        ``means`` (k, p), ``covariances`` (k, p, p), ``counts`` (k,), in the
+        order of ``classes``; ``sample`` (m, p) and ``sample_labels`` (m,) when
+        ``return_sample`` asks for rows, else ``None``.
+
+    Raises
+    ------
+    TypeError
+        A count or the seed is not an integer; the generator or the network
+        returns complex values.
+    ValueError
+        Bad counts, duplicate or unknown classes, images or features of the
+        wrong shape, or non-finite features (naming the class and rows).
 
     Notes
     -----
@@ -287,6 +301,7 @@ def feature_moments(generator: Any, features: Any = None, classes: Sequence[int 
     thread, the accumulation time of the worker and the time the main thread
     waited for it.
     """
+    progress, overlap = as_flag(progress, "progress"), as_flag(overlap, "overlap")
     setup = _Setup(generator, features, classes, layer, batch_size, seed, device)
     k = len(setup.classes)
     counts = _per_class(n_per_class, k, "n_per_class", 2)
@@ -395,17 +410,60 @@ def generate_features(generator: Any, features: Any = None, classes: Sequence[in
                       ) -> tuple[np.ndarray, np.ndarray]:
     """A labelled sample of features of generated images (the empirical side).
 
-    Same arguments as :func:`feature_moments`; the draws are those of its
-    ``return_sample`` (same ``seed``: same rows), independent of its moments.
+    The draws are those of the ``return_sample`` of :func:`feature_moments`
+    (latent stream 1; same ``seed`` and counts: same rows), independent of its
+    moments.
+
+    Parameters
+    ----------
+    generator : ConditionalGenerator, torch module or callable
+        ``generator(latent (b, d), labels (b,) int64) -> images (b, C, H, W)``
+        (see :func:`rmtgan.gan.as_generator`).
+    features : torch module or callable, optional
+        Representation network ``images -> features (b, p)`` (outputs are
+        flattened).  ``None``: the flattened images are the features.
+    classes : sequence of int or str, optional
+        Generator class indices or names; default: all classes.
+    n_per_class : int or sequence of int
+        Rows per class (``>= 1``; one number, or one per class in the order of
+        ``classes``).
+    batch_size : int
+        Images per forward pass (``>= 1``).
+    seed : int
+        Non-negative seed of the latent draws: class ``c`` uses
+        ``numpy.random.default_rng([seed, c, 1])``.
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ...; the modules are moved there.
+    layer : str, optional
+        Name of the submodule of ``features`` whose output is the feature.
+    progress : bool
+        Show a tqdm progress bar.
 
     Returns
     -------
     data : ndarray of float64, shape (n, p)
-        One feature vector per row (the paper's ``X`` is ``data.T``), rows
-        grouped by class in the order of ``classes``.
+        One feature vector per row, ``n = sum(n_per_class)`` (data convention
+        (n_samples, n_features): the paper's ``X`` is ``data.T``), rows grouped
+        by class in the order of ``classes``.
     labels : ndarray of int64, shape (n,)
         Generator class index of each row.
+
+    Raises
+    ------
+    TypeError
+        A count or the seed is not an integer; the generator or the network
+        returns complex values.
+    ValueError
+        Bad counts, duplicate or unknown classes, images or features of the
+        wrong shape, or non-finite features (naming the class and rows).
+
+    Notes
+    -----
+    Modules run in eval mode (their modes are restored afterwards) under
+    ``torch.inference_mode``; features are converted with
+    ``.detach().cpu().double().numpy()``.
     """
+    progress = as_flag(progress, "progress")
     setup = _Setup(generator, features, classes, layer, batch_size, seed, device)
     counts = _per_class(n_per_class, len(setup.classes), "n_per_class", 1)
     from tqdm.auto import tqdm
