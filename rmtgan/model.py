@@ -495,17 +495,22 @@ class MixtureModel:
 
     # ------------------------------------------------------------------ sampling
     def _factor(self, a: int) -> np.ndarray:
-        """A ``p x p`` square root ``L_a`` with ``L_a L_a^T = C_a`` (cached)."""
+        """The symmetric square root ``C_a^{1/2}`` (its diagonal when ``C_a`` is; cached).
+
+        Unlike ``V sqrt(w)``, it is unique: a draw for a given seed does not depend
+        on the signs (or, within a repeated eigenvalue, the rotation) of the
+        eigenvectors LAPACK returns, which differ between CPUs and BLAS builds, and
+        it changes continuously with the covariance.
+        """
         if self._factors is None:
             self._factors = [None] * self._k
         if self._factors[a] is None:
             if self._eigen is not None:
-                lam = np.clip(self._eigen.eigenvalues[a], 0.0, None)  # rounding noise only (validated)
-                U = self._eigen.basis
-                self._factors[a] = np.sqrt(lam) if U is None else U * np.sqrt(lam)
+                w, V = self._eigen.eigenvalues[a], self._eigen.basis
             else:
                 w, V = scipy.linalg.eigh(self._cov[a])
-                self._factors[a] = V * np.sqrt(np.clip(w, 0.0, None))
+            root = np.sqrt(np.clip(w, 0.0, None))  # clipped: rounding noise only (validated)
+            self._factors[a] = root if V is None else (V * root) @ V.T
         return self._factors[a]
 
     def _sample_sizes(self, sizes) -> np.ndarray:
@@ -536,6 +541,12 @@ class MixtureModel:
             Rows grouped by class, class 0 first.
         labels : ndarray, shape (n,)
             Class index of each row.
+
+        Notes
+        -----
+        Row ``i`` of class ``a`` is ``mu_a + C_a^{1/2} z_i`` with the symmetric
+        square root and ``z_i`` standard normal from ``rng``: the draw for a seed is
+        a function of the moments alone (not of an eigenvector convention).
         """
         sizes = self._sample_sizes(sizes)
         try:

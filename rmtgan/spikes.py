@@ -358,10 +358,11 @@ class GramSpikes:
         interval, or from the atom at 0 when the means leave the covariances'
         ranges; means without spikes can move eigenvalues between intervals).
         They add up to ``n - n_zero - s``: the bulk that :func:`rmtgan.compare`
-        compares.
-    n_zero : int
+        compares.  ``None`` when every mean is zero and no ``spectrum`` was passed
+        (no spectrum is computed then; pass one to get the counts).
+    n_zero : int or None
         Eigenvalues of ``G`` at 0 at the model's sizes, with the means (``round(atom
-        n)`` without them).
+        n)`` without them); ``None`` as for ``bulk_counts``.
     counts : list of dict
         Per region: ``lo``, ``hi``, ``kind``, the spikes ``expected`` from the inertia of
         ``H`` at the ends and ``found``, and ``margin_lo`` / ``margin_hi``, the smallest

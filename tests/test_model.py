@@ -152,6 +152,28 @@ def test_sample_moments_and_seed():
         assert np.all(np.abs(emp - C) < 5 * sd)
 
 
+def test_sample_depends_on_the_moments_only():
+    """The draw for a seed is the same whatever eigenvector signs or form give the covariances."""
+    p = 5
+    U = _rotation(p, 4)
+    lam = np.array([[1.0, 2.0, 0.5, 0.1, 0.0], [3.0, 0.2, 1.0, 1.0, 1.0]])  # a kernel, a repeat
+    flips = U * np.array([1, -1, -1, 1, -1])
+    a = MixtureModel.from_eigen(lam, [7, 9], basis=U)
+    b = MixtureModel.from_eigen(lam, [7, 9], basis=flips)
+    c = MixtureModel(None, a.covariances, [7, 9])  # dense: eigenvectors from LAPACK
+    Xa = a.sample(rng=3)[0]
+    np.testing.assert_allclose(b.sample(rng=3)[0], Xa, rtol=0, atol=1e-13)
+    # from LAPACK the zero eigenvalue comes out as ~ p eps ||C||, whose root is ~ sqrt(p eps ||C||):
+    # the square root is continuous, but only Hoelder-1/2 at a kernel
+    tol = 10 * np.sqrt(p * np.finfo(float).eps * lam.max())
+    np.testing.assert_allclose(c.sample(rng=3)[0], Xa, rtol=0, atol=tol)
+    # the root is C^{1/2}: symmetric, squaring to C
+    for k in range(2):
+        L = a._factor(k)
+        np.testing.assert_allclose(L, L.T, atol=1e-15)
+        np.testing.assert_allclose(L @ L, a.covariances[k], atol=1e-14)
+
+
 def test_moment_accumulator_matches_numpy():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((500, 6)) * 3 + 1e4  # large mean: the streaming update must not cancel
