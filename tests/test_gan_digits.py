@@ -168,13 +168,27 @@ def test_training_is_reproducible():
 
 @pytest.mark.slow
 def test_shipped_weights_are_reproduced(tmp_path):
-    """Re-running the training script rebuilds the shipped files bit for bit (same torch, 1 thread)."""
+    """Re-running the training script rebuilds the shipped files (same torch, 1 thread).
+
+    The GAN (linear layers) comes out bit for bit on every CPU seen (AVX2 and the machine
+    it was trained on).  The CNN's convolutions take vectorised kernels chosen by the
+    CPU's instruction set, which round differently: on an AVX2 machine its retraining is
+    deterministic but not the shipped file.  It is compared bit for bit where its
+    metadata names this CPU's capability (files trained from now on record it), and
+    otherwise by what it is for: its held-out accuracy within two of 360 test digits.
+    """
     from rmtgan.gan import train_digits as td
 
     meta = rg.weights_metadata("gan")
     if meta["torch_version"] != torch.__version__:
         pytest.skip(f"weights were trained with torch {meta['torch_version']}")
     td.main(["--out", str(tmp_path), "--threads", "1", "--quiet"])
+    here = torch.backends.cpu.get_cpu_capability()
     for name, file in (("gan", dg.GAN_FILE), ("cnn", dg.CNN_FILE)):
         new = json.loads((tmp_path / file).with_suffix(".json").read_text())
-        assert new["sha256"] == rg.weights_metadata(name)["sha256"], name
+        shipped = rg.weights_metadata(name)
+        assert new["cpu_capability"] == here
+        if name == "gan" or shipped.get("cpu_capability") == here:
+            assert new["sha256"] == shipped["sha256"], name
+        else:
+            assert abs(new["test_accuracy"] - shipped["test_accuracy"]) <= 2 / shipped["test_size"] + 1e-12

@@ -272,7 +272,9 @@ def _save(model, meta: dict[str, Any], out: Path, name: str) -> None:
     data = (out / name).read_bytes()
     meta = dict(meta, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                 torch_version=torch.__version__, python=platform.python_version(),
-                threads=torch.get_num_threads())
+                threads=torch.get_num_threads(),
+                # convolutions take vectorised kernels by instruction set, which round differently
+                cpu_capability=torch.backends.cpu.get_cpu_capability())
     (out / name).with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
