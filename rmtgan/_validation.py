@@ -20,10 +20,10 @@ def _check_numeric_dtype(arr: np.ndarray, name: str, data: bool = False) -> None
     Booleans are numbers (0 and 1) in data matrices only (``data=True``: binary
     features); anywhere else (moments, vectors, points) they are a mistake.
     """
-    if arr.dtype == np.bool_ and not data:
-        raise TypeError(f"{name} must hold numbers, got booleans")
     if arr.dtype == np.bool_:
-        return
+        if data:
+            return
+        raise TypeError(f"{name} must hold numbers, got booleans")
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):

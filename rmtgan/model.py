@@ -39,6 +39,10 @@ SYMMETRY_RTOL = 1e-8
 PSD_RTOL = 1e-9
 #: relative tolerance under which covariances are declared to commute.
 COMMUTE_RTOL = 1e-10
+#: for the atom at 0, an eigenvalue of ``C_a`` below this fraction of the largest is a zero.
+RANK_RTOL = 1e-10
+#: two ranges share a direction when a singular value of their joined bases is below this.
+UNION_RTOL = 1e-8
 
 
 def _frozen(arr: np.ndarray, source=None) -> np.ndarray:
@@ -371,11 +375,11 @@ class MixtureModel:
         return np.array([eigh_subset(c, self._p - 1, self._p - 1)[0]
                          for c in self._cov])
 
-    def ranks(self, rtol: float = 1e-10) -> list[np.ndarray]:
+    def ranks(self, rtol: float = RANK_RTOL) -> list[np.ndarray]:
         """Orthonormal bases of the ranges of the covariances (for the atom at 0)."""
         return [self._range_basis(a, rtol) for a in range(self._k)]
 
-    def _range_basis(self, a: int, rtol: float = 1e-10) -> np.ndarray:
+    def _range_basis(self, a: int, rtol: float = RANK_RTOL) -> np.ndarray:
         """Orthonormal basis of the range of ``C_a`` (eigenvalues above ``rtol`` of the largest)."""
         if self._eigen is not None:
             lam = self._eigen.eigenvalues[a]
@@ -386,7 +390,7 @@ class MixtureModel:
         keep = w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)
         return V[:, keep]
 
-    def _full_rank(self, a: int, rtol: float = 1e-10) -> bool:
+    def _full_rank(self, a: int, rtol: float = RANK_RTOL) -> bool:
         """Whether ``C_a`` has rank ``p`` in the sense of :meth:`ranks` (eigenvalues only)."""
         w = scipy.linalg.eigvalsh(self._cov[a], check_finite=False)
         return bool(np.all(w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)))
@@ -398,11 +402,21 @@ class MixtureModel:
         position, so ``rank X = min_S ( sum_{a not in S} n_a + dim sum_{a in S} range C_a )``
         (Rado's theorem on the union of the class matroids); the atom is
         ``1 - rank X / n``.  For full-rank covariances this is ``max(0, 1 - p/n)``.
+
+        Ranks are numerical: an eigenvalue of ``C_a`` below :data:`RANK_RTOL`
+        (1e-10) of its largest counts as zero, and joined ranges lose a dimension
+        at a singular value below :data:`UNION_RTOL` (1e-8).  The density, on the
+        other hand, is solved from the covariances as they are: a covariance whose
+        eigenvalues reach below 1e-10 of its largest without being zero makes the
+        atom and the density disagree, and the spectrum's mass certificate fails
+        (``success=False``, with the masses in its message).  Round such
+        eigenvalues to zero, or keep them above the threshold, to say which is meant.
         """
         k, n = self._k, self.n
         if self._eigen is not None:
             lam = self._eigen.eigenvalues
-            pos = lam > 1e-10 * np.maximum(np.max(np.abs(lam), axis=1, keepdims=True), np.finfo(float).tiny)
+            top = np.maximum(np.max(np.abs(lam), axis=1, keepdims=True), np.finfo(float).tiny)
+            pos = lam > RANK_RTOL * top
             dims = lambda S: int(np.count_nonzero(pos[list(S)].any(axis=0)))  # noqa: E731
         else:
             # a class of full rank spans everything: bases (eigenvectors) are needed only
@@ -422,7 +436,7 @@ class MixtureModel:
                 if B.shape[1] == 0:
                     return 0
                 s = np.linalg.svd(B, compute_uv=False)
-                return int(np.count_nonzero(s > 1e-8 * s[0]))
+                return int(np.count_nonzero(s > UNION_RTOL * s[0]))
         best = n
         for r in range(k + 1):
             for S in combinations(range(k), r):
