@@ -596,10 +596,13 @@ class MixtureModel:
     def __setstate__(self, state: dict) -> None:
         # unpickled arrays come back writable: the model's are read-only again; models
         # pickled before the fingerprints existed get their (empty) caches
+        state = dict(state)
+        if "class_labels" in state:  # pickled when it was a plain attribute
+            state["_class_labels"] = np.array(state.pop("class_labels"))
         self.__dict__.update(state)
         self.__dict__.setdefault("_digests", {})
         self.__dict__.setdefault("_built_from_eigen", state.get("_cov") is None)
-        arrays = [self._cov, self._means, self._sizes]
+        arrays = [self._cov, self._means, self._sizes, self._class_labels]
         if self._eigen is not None:
             arrays += [self._eigen.eigenvalues, self._eigen.basis]
         for arr in arrays:

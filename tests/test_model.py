@@ -459,3 +459,17 @@ def test_flags_and_messages_name_the_argument():
             getattr(MomentAccumulator(), name)
     with pytest.raises(ValueError, match=r"value \(nan\)"):  # not np.float64(nan)
         MixtureModel.from_eigen(np.array([[1.0, np.nan]]), [4])
+
+
+def test_models_pickled_with_plain_class_labels_still_load():
+    import pickle
+
+    m = MixtureModel.from_eigen(np.ones((2, 3)), [4, 5])
+    m.class_labels = ["cat", "dog"]
+    old = dict(m.__dict__)
+    old["class_labels"] = np.array(old.pop("_class_labels"))  # as pickled before the property
+    back = MixtureModel.__new__(MixtureModel)
+    back.__setstate__(old)
+    assert back.class_labels.tolist() == ["cat", "dog"] and not back.class_labels.flags.writeable
+    again = pickle.loads(pickle.dumps(back))
+    assert again.class_labels.tolist() == ["cat", "dog"] and again.fingerprint() == m.fingerprint()
