@@ -49,7 +49,7 @@ from rmtgan._validation import (
     as_spectral_points,
     as_tolerance,
 )
-from rmtgan.model import MixtureModel
+from rmtgan.model import RANK_RTOL, MixtureModel
 from rmtgan.solver import (
     DEFAULT_TOL,
     ConvergenceError,
@@ -68,6 +68,28 @@ __all__ = ["GramSpectrum", "SupportInterval", "gram_spectrum"]
 INSIDE_RTOL = 1e-9
 #: mass certificate: ``|sum of masses + atom - 1|`` must not exceed this.
 MASS_TOL = 1e-9
+#: lowest point of the scan's geometric grid, relative to the upper bound of the support.
+SCAN_FLOOR = 1e-9
+
+
+def scan_floor(model: MixtureModel) -> float:
+    """Where the scan's geometric grid starts, relative to the upper bound of the support.
+
+    :data:`SCAN_FLOOR`, or lower when a commuting model has covariance eigenvalues
+    (counted as non-zero by :data:`rmtgan.model.RANK_RTOL`) far below its largest: its
+    support may start near ``1e-3`` of its smallest one (``(1 - sqrt(p / n_a))^2 >=
+    1e-3`` unless ``n_a`` is within 6 % of ``p``).  Without it an interval at ``1e-9``
+    of the largest eigenvalue was missed (and reported by the mass certificate).
+    """
+    eig = model.eigen
+    if eig is None:
+        return SCAN_FLOOR
+    lam = eig.eigenvalues
+    top = float(np.max(lam)) if lam.size else 0.0
+    if top <= 0:
+        return SCAN_FLOOR
+    pos = lam[lam > RANK_RTOL * np.max(lam, axis=1, keepdims=True)]
+    return min(SCAN_FLOOR, 1e-3 * float(np.min(pos)) / top) if pos.size else SCAN_FLOOR
 
 
 @dataclass
@@ -326,9 +348,16 @@ class GramSpectrum:
         return intervals
 
     def _scan_grid(self, n: int) -> np.ndarray:
+        """``n`` evenly spaced points of ``(0, U]`` and a geometric grid from ``scan_floor U``.
+
+        The geometric part keeps ``n / 27`` points per decade (``n / 3`` over the
+        nine decades of the default floor).
+        """
         U = self.scale * 1.001 if getattr(self, "_scan_upper", None) is None else self._scan_upper
         lin = np.linspace(0, U, n + 1)[1:]
-        geo = np.geomspace(1e-9 * U, U, max(n // 3, 8))
+        floor = scan_floor(self.model)
+        decades = -np.log10(floor)
+        geo = np.geomspace(floor * U, U, max(int(round(n / 3 * decades / 9)), 8))
         return np.unique(np.concatenate([lin, geo]))
 
     def _scan_solve(self, grid: np.ndarray) -> np.ndarray:

@@ -420,3 +420,21 @@ def test_stieltjes_over_the_whole_accepted_range_of_z():
             spec.stieltjes(z)
         with pytest.raises(ValueError, match=r"\|z\| must lie in"):
             solve(model, z)
+
+
+@pytest.mark.parametrize("e", [1e-9, 3e-10])
+def test_an_interval_far_below_the_largest_eigenvalue_is_found(e):
+    """Covariance eigenvalues 1 (100 times) and ``e`` (100 times), n = 300: below the bulk of
+    the large block, the small one has its own interval of mass 1/3.  As ``e -> 0`` the
+    large block takes 100 samples and the small one sees the other 200: a Marchenko-Pastur
+    law with ratio 100/200, edges ``e (1 -+ sqrt(1/2))^2`` (corrections O(e))."""
+    p = 200
+    model = MixtureModel.from_eigen(np.r_[np.ones(100), e * np.ones(100)][None], [300])
+    spec = gram_spectrum(model)
+    assert spec.success, spec.message
+    assert len(spec.support) == 2
+    (a, b), _ = spec.support
+    np.testing.assert_allclose([a, b], e * (1 + np.array([-1, 1]) * np.sqrt(0.5)) ** 2, rtol=1e-7)
+    assert spec.intervals[0].mass == pytest.approx(100 / 300, abs=1e-9)
+    assert spec.atom == pytest.approx(1 - p / 300, abs=1e-12)
+    assert spec.cdf(np.array([1e3 * e]))[0] == pytest.approx(2 / 3, abs=1e-9)
