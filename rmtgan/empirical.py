@@ -535,12 +535,11 @@ def leading_eigenpairs(
 
     op = scipy.sparse.linalg.LinearOperator((m, m), matvec=apply, matmat=apply, dtype=np.float64)
     v0 = np.random.default_rng(0).standard_normal(m)  # fixed start: reproducible results
-    if not np.any(apply(v0[:, None])):
-        # G v0 = 0 for a generic v0: G = 0 (ARPACK would stop on "starting vector is zero")
-        raise ValueError(_ZERO_DATA)
     try:
         w, V = scipy.sparse.linalg.eigsh(op, k=s, which="LA", v0=v0, tol=0.0)
     except scipy.sparse.linalg.ArpackError as exc:
+        if not np.any(apply(v0[:, None])):  # G v0 = 0 for a generic v0: G = 0
+            raise ValueError(_ZERO_DATA) from None
         raise RuntimeError(f"method='lanczos' failed ({exc}); method='dense' does not iterate") from exc
     order = np.argsort(w)[::-1]
     w, V = w[order], np.ascontiguousarray(V[:, order])

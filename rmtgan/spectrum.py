@@ -357,7 +357,7 @@ class GramSpectrum:
         lin = np.linspace(0, U, n + 1)[1:]
         floor = scan_floor(self.model)
         decades = -np.log10(floor)
-        geo = np.geomspace(floor * U, U, max(int(round(n / 3 * decades / 9)), 8))
+        geo = np.geomspace(floor * U, U, max(int(round((n // 3) * decades / 9)), 8))  # n // 3 at 1e-9
         return np.unique(np.concatenate([lin, geo]))
 
     def _scan_solve(self, grid: np.ndarray) -> np.ndarray:
