@@ -400,6 +400,8 @@ class _Walker:
                 if x0 < 1e-8 * b:
                     raise _Fallback("the support reaches 0 (hard edge)")
                 s1 = s0 + 0.5 * (smax - s0)
+            if not s1 > s0:  # the edge estimate leaves no room for a step (Im delta ~ 0 here)
+                raise _Fallback(f"walk inside the support stalled at x = {x0:.6g} (no step left)")
             for _ in range(10):
                 hh = s1 - s0
                 if len(S) > 1:

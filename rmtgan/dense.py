@@ -381,7 +381,7 @@ def _pair_traces(Q, pair):  # pragma: no cover - compiled
                     part[ib, a, b] += s
     for a in range(k):
         for b in range(a, k):
-            s = pair[a, b] * 0
+            s = part[0, a, b] * 0  # zero of the output type (never read the output: it may be np.empty)
             for ib in range(nb):
                 s += part[ib, a, b]
             pair[a, b] = s

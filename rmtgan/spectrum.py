@@ -70,6 +70,13 @@ INSIDE_RTOL = 1e-9
 MASS_TOL = 1e-9
 #: lowest point of the scan's geometric grid, relative to the upper bound of the support.
 SCAN_FLOOR = 1e-9
+#: when the scan's first point is inside the support, points 100 times closer to 0 are
+#: solved down to this (relative to the upper bound): none outside the support means a
+#: hard edge at 0.  Below it the continuation in ``Im z`` stops resolving ``x`` (its last
+#: step, from ``Im z = 1e-15`` of the bound to 0, is no longer small next to ``x``): a
+#: sub-block with as many samples as dimensions (a hard edge) next to a class with fewer
+#: (``delta ~ -1/x``) failed to converge at ``1e-14``.
+HARD_EDGE_FLOOR = 1e-12
 
 
 def scan_floor(model: MixtureModel) -> float:
@@ -410,8 +417,10 @@ class GramSpectrum:
         # first grid point is inside: probe towards 0 for a soft edge, else a hard edge at 0
         x_in = grid[0]
         x = x_in
-        while x > 1e-14 * self.scale:
+        while True:
             x = x * 1e-2
+            if x < HARD_EDGE_FLOOR * self.scale:
+                break
             d = self._solve_real(np.array([x]))[0]
             if not self._inside(d[None])[0]:
                 a, ua = self._edge(x, d.real, x_in)

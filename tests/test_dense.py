@@ -415,6 +415,36 @@ def test_threaded_build_compiles_no_kernel_on_a_worker():
     assert [list(f.signatures) for f in kernels] == before
 
 
+@pytest.mark.parametrize("qdt, odt", [(np.complex128, np.complex128), (np.complex64, np.complex128),
+                                       (np.float64, np.float64), (np.float32, np.float64)])
+@pytest.mark.parametrize("p", [1, 2, 50, 97])
+def test_trace_kernels_never_read_their_output(qdt, odt, p):
+    """The outputs are ``np.empty`` arrays: whatever they held (here NaN) must not leak in.
+
+    ``_pair_traces`` once seeded its sums with ``pair[a, b] * 0``; after a computation
+    had freed NaNs into memory every Jacobian came out NaN, Newton abandoned every
+    point, and a dense build failed (or all later solves in the process did).
+    """
+    from rmtgan.dense import _cross_traces, _pair_traces
+
+    rng = np.random.default_rng(p)
+    k = 3
+    Q = rng.standard_normal((k, p, p))
+    M = rng.standard_normal((p, p))
+    if np.issubdtype(qdt, np.complexfloating):
+        Q = Q + 1j * rng.standard_normal((k, p, p))
+        M = M + 1j * rng.standard_normal((p, p))
+    Q, M = Q.astype(qdt), M.astype(odt)
+    pair = np.full((k, k), np.nan, odt)
+    _pair_traces(Q, pair)
+    ref = np.einsum("aij,bji->ab", Q.astype(odt), Q.astype(odt))
+    np.testing.assert_allclose(pair, ref, rtol=1e-4 if qdt in (np.complex64, np.float32) else 1e-12)
+    out = np.full(k, np.nan, odt)
+    _cross_traces(Q, M, out)
+    np.testing.assert_allclose(out, np.einsum("aij,ji->a", Q.astype(odt), M),
+                               rtol=1e-4 if qdt in (np.complex64, np.float32) else 1e-12)
+
+
 def test_workers_validation(model):
     with pytest.raises(ValueError, match="workers"):
         DenseBackend(model, workers=0)

@@ -67,6 +67,49 @@ def test_marchenko_pastur(gamma):
     np.testing.assert_allclose(spec.cdf(xe), qe, rtol=0, atol=1e-13)
 
 
+def block_model(p, n1, n2):
+    """Class 1: ``I`` on the first ``p/2`` coordinates; class 2: ``2 I`` on the others.
+
+    ``G`` is block diagonal: the union of ``X_1^T X_1 / p = (1/2) W(n1/h)`` and
+    ``X_2^T X_2 / p = W(n2/h)`` with ``h = p/2`` and ``W(g)`` a Marchenko--Pastur matrix
+    of ratio ``g``.  With ``n1 = h`` the first block has a hard edge at 0, the second
+    (``n2 < h``) a soft one and ``1 + delta_2 ~ -1/x`` near 0.
+    """
+    h = p // 2
+    lam = np.stack([np.r_[np.ones(h), np.zeros(p - h)], np.r_[np.zeros(h), 2.0 * np.ones(p - h)]])
+    model = MixtureModel.from_eigen(lam, [n1, n2])
+
+    def density(x):
+        n = n1 + n2
+        return n1 / n * 2 * mp_density(2 * x, n1 / h) + n2 / n * mp_density(x, n2 / h)
+
+    return model, density
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("method, p", [("auto", 100), pytest.param("dense", 8, marks=pytest.mark.slow),
+                                       pytest.param("dense", 16, marks=pytest.mark.slow)])
+def test_hard_edge_of_one_block_beside_a_soft_one(method, p):
+    """A probe towards 0 at 1e-14 of the bound used to fail to converge (ConvergenceError).
+
+    On the dense path the walk into the support stalls here (``Im delta`` of one class
+    vanishes inside the support) and the generic construction takes over; at p = 8 the
+    walk's step once shrank to 0 and a Hermite predictor divided by it (a NaN and a
+    RuntimeWarning).
+    """
+    h = p // 2
+    n2 = 4 * h // 5
+    model, density = block_model(p, h, n2)
+    spec = gram_spectrum(model, method=method)
+    assert spec.success, spec.message
+    b = (1 + np.sqrt(n2 / h)) ** 2
+    assert len(spec.support) == 1 and spec.support[0][0] == 0.0
+    assert abs(spec.support[0][1] - b) <= 1e-12 * b
+    assert spec.atom == 0.0 and spec.mass == pytest.approx(1.0, abs=1e-9)
+    x = np.r_[np.geomspace(1e-8, 1e-2, 7), np.linspace(0.05, b, 23)[:-1]]
+    np.testing.assert_allclose(spec.density(x), density(x), rtol=1e-8)
+
+
 def test_mp_inexact_density_is_the_interpolant_and_close():
     spec = gram_spectrum(mp_model(3.0))
     a, b = spec.support[0]
