@@ -167,6 +167,27 @@ def test_no_spikes():
     json.dumps(res.to_dict(), allow_nan=False)
 
 
+def test_spikes_that_take_every_eigenvalue():
+    """p = 2 and two spikes: no bulk is left, which is reported, not refused.
+
+    ``compare`` used to ask for one eigenpair more than the spikes' ranks need and raised
+    ``ValueError`` for this valid model (``n_spikes=1`` then splits their cluster).
+    """
+    C = np.array([[[1.0, 0.3], [0.3, 0.8]], [[0.5, -0.2], [-0.2, 1.2]], [[2.0, 0.1], [0.1, 0.6]]])
+    M = np.array([[2.0, 0.5], [-1.0, 1.5], [0.3, -2.5]])
+    m = MixtureModel(M, C, [30, 20, 6])
+    spk = gram_spikes(m)
+    assert spk.success and spk.n_spikes == 2 and int(np.sum(spk.bulk_counts)) == 0
+    X, lab = m.sample(rng=0)
+    res = compare(m, X, lab, spikes=spk)
+    assert not res.success and "no bulk eigenvalues left" in res.message
+    f = res.features
+    np.testing.assert_array_equal(f.spike_ranks, [0, 1])
+    np.testing.assert_allclose(f.spike_values, gram_eigenvalues(X)[::-1][:2], rtol=1e-12)
+    assert f.ks is None and f.bulk_eigenvalues.size == 0
+    json.dumps(res.to_dict(), allow_nan=False)
+
+
 # --------------------------------------------------------------------------- bad input
 @pytest.fixture(scope="module")
 def small():
