@@ -429,6 +429,15 @@ def _cluster_errors(emp: np.ndarray, pred: np.ndarray, cluster: np.ndarray) -> n
     return out
 
 
+def _spike_ranks(spk: GramSpikes, n: int) -> np.ndarray:
+    """0-based descending ranks of every predicted spike among the ``n`` empirical eigenvalues.
+
+    The finite-n eigenvalue counts of :attr:`GramSpikes.ranks` (the class counts equal the
+    model's sizes, validated at the boundary, so ``n = model.n``), capped at ``n - 1``.
+    """
+    return np.minimum(np.asarray(spk.ranks, np.int64), n - 1)
+
+
 def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, spk: GramSpikes,
                s: int, cluster: np.ndarray, n_vectors: int, problems: list) -> EmpiricalComparison:
     n, p = data.shape
@@ -437,9 +446,7 @@ def _empirical(name: str, data, cls: np.ndarray, model: MixtureModel, spectrum, 
     atom = float(spectrum.atom)
     # zero eigenvalues: with the means (they can raise the rank of X), else the atom's
     n_zero = int(spk.n_zero) if spk.n_zero is not None else int(round(atom * n))
-    # ranks of every predicted spike (finite-n eigenvalue counts, see GramSpikes.ranks;
-    # the class counts equal the model's sizes, validated at the boundary, so n = model.n)
-    ranks_all = np.minimum(np.asarray(spk.ranks, np.int64), n - 1)
+    ranks_all = _spike_ranks(spk, n)
     ranks = ranks_all[:s]
     # bulk: drop the atom's eigenvalues and every spike's
     keep = np.ones(n, bool)  # in descending order
@@ -635,8 +642,8 @@ def compare(model: MixtureModel, features, labels, *, n_spikes: int | None = Non
         problems.append(f"bulk prediction: {spectrum.message}")
     if not spikes.success:
         problems.append(f"spike prediction: {spikes.message}")
-    # the spikes are the empirical eigenpairs at their ranks (0-based, descending order)
-    need = int(np.max(np.minimum(spikes.ranks[:s], X.shape[0] - 1))) + 1 if s else 0
+    # the spikes are the empirical eigenpairs at their ranks
+    need = int(np.max(_spike_ranks(spikes, X.shape[0])[:s])) + 1 if s else 0
     if need > min(X.shape):
         raise ValueError(f"comparing {s} spikes needs the {need} leading eigenpairs (their ranks), "
                          f"more than min(n, p) = {min(X.shape)}")
