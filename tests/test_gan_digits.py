@@ -170,12 +170,15 @@ def test_training_is_reproducible():
 def test_shipped_weights_are_reproduced(tmp_path):
     """Re-running the training script rebuilds the shipped files (same torch, 1 thread).
 
-    The GAN (linear layers) comes out bit for bit on every CPU seen (AVX2 and the machine
-    it was trained on).  The CNN's convolutions take vectorised kernels chosen by the
-    CPU's instruction set, which round differently: on an AVX2 machine its retraining is
-    deterministic but not the shipped file.  It is compared bit for bit where its
-    metadata names this CPU's capability (files trained from now on record it), and
-    otherwise by what it is for: its held-out accuracy within two of 360 test digits.
+    Both networks take vectorised kernels chosen by the CPU's instruction set, which
+    round differently.  The GAN (linear layers) came out bit for bit on the AVX2
+    machines seen, not on an AVX-512 Xeon (Sapphire Rapids, ninth session); the CNN's
+    convolutions on neither.  A file is compared bit for bit where its metadata names
+    this CPU's capability (files trained from now on record it) or where that was seen
+    (the GAN on AVX2), and otherwise by what it is for: the CNN's held-out accuracy
+    within two of 360 test digits; the GAN's samples classified as their class by the
+    SVC within four binomial standard deviations of the difference of two such rates
+    (5000 samples each), and their diversity ratio within 0.02.
     """
     from rmtgan.gan import train_digits as td
 
@@ -188,7 +191,12 @@ def test_shipped_weights_are_reproduced(tmp_path):
         new = json.loads((tmp_path / file).with_suffix(".json").read_text())
         shipped = rg.weights_metadata(name)
         assert new["cpu_capability"] == here
-        if name == "gan" or shipped.get("cpu_capability") == here:
+        same_bits = {shipped.get("cpu_capability")} | ({"AVX2"} if name == "gan" else set())
+        if here in same_bits:
             assert new["sha256"] == shipped["sha256"], name
+        elif name == "gan":
+            acc, m = shipped["gan_accuracy_svc"], 10 * shipped["quality_samples_per_class"]
+            assert abs(new["gan_accuracy_svc"] - acc) <= 4 * np.sqrt(2 * acc * (1 - acc) / m)
+            assert abs(new["diversity_ratio"] - shipped["diversity_ratio"]) <= 0.02
         else:
             assert abs(new["test_accuracy"] - shipped["test_accuracy"]) <= 2 / shipped["test_size"] + 1e-12
