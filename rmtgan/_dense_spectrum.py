@@ -29,7 +29,9 @@ few hundred evaluations, most of them in real arithmetic:
    ``u_a = 1/(1 + delta_a)`` is analytic in ``theta``; it is sampled on nested
    Chebyshev--Lobatto nodes (9, 17, 33, ...; both edges are nodes with known
    values) solved in batches by Newton from the previous level (its Hermite
-   interpolant when every node has a slope), until the coefficients decay;
+   interpolant when every node has a slope), until the coefficients decay; a range
+   they do not resolve is halved in ``theta`` recursively, each half a series of its
+   own started from its parent's interpolants (:func:`lobatto_panels`);
 4. **certificate** -- the masses must add up to ``1 - atom`` (else the walk goes
    on to the left), and the interpolated density is compared with exact solves at
    points between the nodes; only then is ``density(x)`` served from the
@@ -55,6 +57,11 @@ TAIL_RTOL = 1e-12  # on the last four coefficients
 PLATEAU_RTOL = 1e-10
 #: largest number of Lobatto nodes per interval.
 MAX_NODES = 257
+#: an interval that one series cannot resolve is halved in ``theta`` recursively into
+#: panels of at most this many Lobatto nodes each (judged hopeless from 17 nodes on) ...
+PANEL_MAX_NODES = 65
+#: ... to at most this depth and this many panels (else the generic panels take over).
+PANEL_MAX_DEPTH, PANEL_BUDGET = 30, 512
 #: interpolated density must match exact solves to this relative accuracy to be certified.
 CERT_RTOL = 1e-9
 #: a real point counts as inside the support when ``Im delta`` exceeds this (relative).
@@ -509,22 +516,23 @@ def hermite_coefficients(t: np.ndarray, values: np.ndarray, slopes: np.ndarray) 
     return c.reshape((N,) + values.shape[1:])
 
 
-def hopeless(tail: float, prev: float, n: int, target: float) -> bool:
+def hopeless(tail: float, prev: float, n: int, target: float, max_nodes: int = MAX_NODES,
+             judge_from: int = 65) -> bool:
     r"""Whether a Lobatto series whose tail went ``prev -> tail`` (``(n + 1) / 2 -> n`` nodes) cannot resolve.
 
     A tail decaying like ``exp(-alpha n)`` squares its ratio ``tail / prev`` with each
     doubling of ``n``.  That is optimistic for a slowly (algebraically) decaying
     tail, the mark of a feature narrower than the node spacing, but a tail can also
     decay faster once such a feature is resolved: a margin of 100 covers that.  When
-    the extrapolated tail at :data:`MAX_NODES` is still above ``100 target``, the
-    remaining levels (most of the evaluations) are skipped and adaptive panels take
-    over.  Judged from 65 nodes on: before that a series may not have started to
-    converge yet.
+    the extrapolated tail at ``max_nodes`` is still above ``100 target``, the
+    remaining levels (most of the evaluations) are skipped and the range is split
+    into panels.  Judged from ``judge_from`` nodes on (65 for a whole interval: before
+    that a series may not have started to converge yet).
     """
-    if n < 65 or not (0.0 < prev < np.inf):
+    if n < judge_from or not (0.0 < prev < np.inf):
         return False
     ratio = tail / prev
-    while n < MAX_NODES and ratio < 1.0:
+    while n < max_nodes and ratio < 1.0:
         ratio = ratio * ratio
         tail = tail * ratio
         n = 2 * n - 1
@@ -541,13 +549,20 @@ def _tail(c: np.ndarray) -> float:
 
 
 class _Expansion:
-    """Chebyshev--Lobatto data of ``u(theta)`` on one soft-edged interval."""
+    """Chebyshev--Lobatto data of ``u(theta)`` on one soft-edged interval, or on a panel of one.
+
+    The whole interval is ``theta in [0, pi/2]``; a panel (:meth:`halves`) is a range
+    ``[lo, hi]`` of it, with the same map ``x = a + (b - a) sin^2 theta``.
+    """
 
     def __init__(self, spec, fa, fb, S=None, D=None, DS=None):
         self.spec = spec
         self.be = spec._backend
         self.a, self.b = fa["x"], fb["x"]
+        self.lo, self.hi, self.depth = 0.0, np.pi / 2.0, 0
+        self.max_nodes, self.judge_from = MAX_NODES, 65
         self.tols = tolerances(spec.tol, spec.model.n)
+        # data at the ends of the range, "b" at theta = hi (the Lobatto point t = 1), "a" at lo
         self.ua = 1.0 / (1.0 + fa["d"])
         self.ub = 1.0 / (1.0 + fb["d"])
         self.Ja, self.Jb = fa["J"].astype(complex), fb["J"].astype(complex)
@@ -556,6 +571,7 @@ class _Expansion:
         self.dub = -(self.ub ** 2) * edge_slope(fb, b - a, True)
         self.dua = -(self.ua ** 2) * edge_slope(fa, b - a, False)
         self._guess = None
+        self._guess_J = None  # (callable, relative error) of a Jacobian to start from
         if S is None:
             return
         # guesses: cubic Hermite in theta through the walk points and the two edges
@@ -583,6 +599,38 @@ class _Expansion:
 
     def x_of(self, th):
         return self.a + (self.b - self.a) * np.sin(th) ** 2
+
+    def _th(self, t):
+        """``theta`` of the Lobatto coordinate ``t in [-1, 1]`` of the range ``[lo, hi]``."""
+        return self.lo + 0.5 * (self.hi - self.lo) * (1.0 + np.asarray(t))
+
+    def _t(self, th):
+        return (2.0 * np.asarray(th) - (self.lo + self.hi)) / (self.hi - self.lo)
+
+    def halves(self) -> tuple[_Expansion, _Expansion]:
+        """The two panels ``[lo, mid]`` and ``[mid, hi]`` of an unresolved range, not yet run.
+
+        Their ends are nodes of this range's finest level (``mid`` is its ``t = 0``
+        node), so only interior nodes are solved; their first nodes start from this
+        range's interpolants of ``u`` (the Hermite one where it was the better
+        predictor) and of the Jacobian.
+        """
+        mid = (self.n - 1) // 2
+        coef = self.ch if self.ch is not None else self.cu
+        jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
+        jok = jerr <= 1e-2 * float(np.max(np.abs(self.cJ)))
+        out = []
+        for lo, hi, ia, ib in ((self.lo, self._th(0.0), -1, mid), (self._th(0.0), self.hi, mid, 0)):
+            c = object.__new__(_Expansion)
+            c.spec, c.be, c.a, c.b, c.tols = self.spec, self.be, self.a, self.b, self.tols
+            c.lo, c.hi, c.depth = lo, hi, self.depth + 1
+            c.max_nodes, c.judge_from = PANEL_MAX_NODES, 17
+            c.ua, c.Ja, c.dua = self.U[ia], self.JJ[ia], self.DU[ia]
+            c.ub, c.Jb, c.dub = self.U[ib], self.JJ[ib], self.DU[ib]
+            c._guess = lambda th, coef=coef: _chebval(self._t(th), coef)
+            c._guess_J = (lambda th: _chebval(self._t(th), self.cJ), jerr) if jok else None
+            out.append(c)
+        return out[0], out[1]
 
     def solve_nodes(self, th: np.ndarray, guess_u: np.ndarray, J0=None, jerr=np.inf, refresh=False):
         """``u``, ``J``, whether ``J`` is exact (else ``J0`` was used) and ``du/dtheta`` at nodes ``theta``.
@@ -614,53 +662,68 @@ class _Expansion:
         k = self.spec.model.k
         n = 9
         t = lobatto(n)
-        th = (np.pi / 4.0) * (1.0 + t)
+        th = self._th(t)
         U = np.empty((n, k), complex)
         U[0], U[-1] = self.ub, self.ua
         JJ = np.empty((n, k, k), complex)
         JJ[0], JJ[-1] = self.Jb, self.Ja
         DU = np.empty((n, k), complex)  # du/dtheta (NaN where unknown)
         DU[0], DU[-1] = self.dub, self.dua
+        jx = np.ones(n, bool)  # nodes where JJ is the Jacobian at the node (not interpolated)
         if level9 is not None:
             U[1:-1], JJ[1:-1], DU[1:-1] = level9
+        elif self._guess_J is not None:
+            fJ, jerr = self._guess_J
+            U[1:-1], JJ[1:-1], jx[1:-1], DU[1:-1] = self.solve_nodes(th[1:-1], self._guess(th[1:-1]),
+                                                                     fJ(th[1:-1]), jerr, refresh=True)
         else:
             U[1:-1], JJ[1:-1], _, DU[1:-1] = self.solve_nodes(th[1:-1], self._guess(th[1:-1]))
         cJ = lobatto_coefficients(JJ)
-        jx = np.ones(n, bool)  # nodes where JJ is the Jacobian at the node (not interpolated)
+        dth = 0.5 * (self.hi - self.lo)  # d theta / d t
         prev = np.inf
-        self.resolved = False
+        self.resolved = self.at_budget = False
+        self.ch, self.herr = None, np.inf
+        self._cert = None
         while True:
             cu = lobatto_coefficients(U)
             F = self.F(th, U)
             cF = lobatto_coefficients(F)
             tail = max(_tail(cu), _tail(cF))
+            scale = float(np.max(np.abs(cu)))
+            gerr = float(np.max(np.abs(cu[-4:]))) / scale  # the interpolant's error, roughly
+            self.ch, self.herr = None, np.inf
+            if np.all(np.isfinite(DU)):
+                # values and slopes at every node: the Hermite interpolant (degree 2n - 1)
+                # predicts new nodes about as well as the next level will interpolate,
+                # unless the slopes' own error (single-precision Jacobians, amplified near
+                # the edges by I - J) dominates, which its tail does not show: it is
+                # taken on a clear win only
+                ch = hermite_coefficients(t, U, dth * DU)
+                herr = float(np.max(np.abs(ch[-4:]))) / scale
+                if herr < 0.01 * gerr:
+                    self.ch, self.herr = ch, herr
             # resolved: the tail is below TAIL_RTOL, or below PLATEAU_RTOL when it stopped
-            # decreasing (rounding in the node values) or the node budget is spent (both
-            # scaled by tolerances())
-            stalled = tail >= 0.2 * prev or n >= MAX_NODES
+            # decreasing (rounding in the node values) or the node budget of a whole interval
+            # is spent (both scaled by tolerances()); a panel at its budget is split instead
+            stalled = tail >= 0.2 * prev or (n >= self.max_nodes and self.depth == 0)
             if tail <= self.tols["tail"] or (n >= 33 and tail <= self.tols["plateau"] and stalled):
                 self.resolved = True
+                # accepted only because the budget is spent: expand() splits it into
+                # panels unless its interpolant passes the certificate
+                self.at_budget = tail > self.tols["tail"] and tail < 0.2 * prev
                 break
-            if n >= MAX_NODES or hopeless(tail, prev, n, self.tols["plateau"]):
+            if n >= self.max_nodes or hopeless(tail, prev, n, self.tols["plateau"], self.max_nodes,
+                                               self.judge_from):
                 break
             prev = tail
             n2 = 2 * n - 1
             t2 = lobatto(n2)
             new = np.arange(1, n2, 2)
-            th2 = (np.pi / 4.0) * (1.0 + t2)
-            guess = _chebval(t2[new], cu)
-            scale = float(np.max(np.abs(cu)))
-            gerr = float(np.max(np.abs(cu[-4:]))) / scale  # the interpolant's error, roughly
-            if np.all(np.isfinite(DU)):
-                # values and slopes at every node: the Hermite interpolant (degree 2n - 1)
-                # predicts the new nodes about as well as the new level will interpolate,
-                # unless the slopes' own error (single-precision Jacobians, amplified near
-                # the edges by I - J) dominates, which its tail does not show: it is
-                # taken on a clear win only
-                ch = hermite_coefficients(t, U, (np.pi / 4.0) * DU)
-                herr = float(np.max(np.abs(ch[-4:]))) / scale
-                if herr < 0.01 * gerr:
-                    guess, gerr = _chebval(t2[new], ch), herr
+            th2 = self._th(t2)
+            if self.ch is not None:
+                guess, gerr = _chebval(t2[new], self.ch), self.herr
+            else:
+                guess = _chebval(t2[new], cu)
             # the Jacobian is analytic in theta too: once its expansion is accurate, a node
             # costs one inverse (chord step with the interpolated Jacobian, no products)
             jerr = 10.0 * float(np.max(np.abs(cJ[-4:])))
@@ -686,9 +749,9 @@ class _Expansion:
                 cJ = lobatto_coefficients(JJ2)
             n, t, th, U, JJ, jx, DU = n2, t2, th2, U2, JJ2, jx2, DU2
         self.n, self.t, self.th, self.U, self.cu, self.cF, self.tail = n, t, th, U, cu, cF, tail
-        self.cJ = cJ
+        self.JJ, self.DU, self.cJ, self.gerr = JJ, DU, cJ, gerr
         j = np.arange(0, cF.size, 2)
-        self.mass = float((np.pi / 4.0) * np.sum(cF[::2] * 2.0 / (1.0 - j ** 2)))
+        self.mass = float(dth * np.sum(cF[::2] * 2.0 / (1.0 - j ** 2)))
         return self
 
     def F(self, th, U):
@@ -699,22 +762,25 @@ class _Expansion:
         return rho * (self.b - self.a) * np.sin(2 * th)
 
     def certify(self) -> float:
-        """Largest relative error of the interpolated density at points between the finest nodes."""
+        """:func:`certificate_error` of the interpolated density at points between the finest nodes."""
+        if self._cert is None:
+            self._cert = self._certify()
+        return self._cert
+
+    def _certify(self) -> float:
         # midpoints between finest nodes, spread over the interval (Runge-type errors peak there)
         j = np.unique(np.linspace(1, self.n - 3, 7).astype(int))
         tm = np.cos((j + 0.5) * np.pi / (self.n - 1))
-        th = (np.pi / 4.0) * (1.0 + tm)
+        th = self._th(tm)
         ui = _chebval(tm, self.cu)
         jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
         J0 = _chebval(tm, self.cJ) if jerr <= 1e-2 * float(np.max(np.abs(self.cJ))) else None
         ue = self.solve_nodes(th, ui, J0, jerr)[0]
         x = self.x_of(th)
-        ri = self.spec._rho_from_u(x, ui)
-        re = self.spec._rho_from_u(x, ue)
-        return float(np.max(np.abs(ri - re) / np.abs(re)))
+        return certificate_error(self.spec, x, self.spec._rho_from_u(x, ui), ue)
 
     def panel(self) -> Panel:
-        return Panel(0.0, np.pi / 2.0, self.cF, self.cu, self.mass, self.tail)
+        return Panel(self.lo, self.hi, self.cF, self.cu, self.mass, self.tail)
 
     def interval(self):
         """This expansion as a :class:`rmtgan.spectrum.SupportInterval` (one panel)."""
@@ -723,8 +789,50 @@ class _Expansion:
         return SupportInterval(self.a, self.b, self.mass, [self.panel()], False, from_u=True)
 
 
+def lobatto_panels(root: _Expansion):
+    """Resolve an interval whose one series did not, by halving ``theta`` ranges recursively.
+
+    Each panel is an :class:`_Expansion` on its range (Lobatto levels 9, 17, 33, 65,
+    split as soon as its tail's decay says 65 nodes will not do); the two halves of a
+    range run side by side (:meth:`DenseBackend.concurrently`).  Returns the interval
+    (a :class:`rmtgan.spectrum.SupportInterval` served from ``u``); raises
+    :class:`_Fallback` beyond :data:`PANEL_MAX_DEPTH` or :data:`PANEL_BUDGET` panels,
+    :class:`_Gap` when a node lies outside the support.
+    """
+    from rmtgan.spectrum import SupportInterval
+
+    done, stack = [], [root]
+    while stack:
+        e = stack.pop()
+        if e.resolved:
+            done.append(e)
+            continue
+        if e.depth >= PANEL_MAX_DEPTH or len(done) + len(stack) + 2 > PANEL_BUDGET:
+            why = (f"depth {PANEL_MAX_DEPTH}" if e.depth >= PANEL_MAX_DEPTH
+                   else f"the budget of {PANEL_BUDGET} panels")
+            raise _Fallback(f"panel [{e.lo:.6g}, {e.hi:.6g}] of theta on [{e.a:.6g}, {e.b:.6g}] "
+                            f"unresolved at {why} (tail {e.tail:.1e})")
+        left, right = e.halves()
+        e.be.concurrently(left.run, right.run)
+        stack.extend([right, left])
+    done.sort(key=lambda e: e.lo)
+    mass = float(sum(e.mass for e in done))
+    return SupportInterval(root.a, root.b, mass, [e.panel() for e in done], False, from_u=True)
+
+
+def certificate_error(spec, x: np.ndarray, served: np.ndarray, u: np.ndarray) -> float:
+    """Largest relative error of a served density against exact solves (``u``: exact values at ``x``).
+
+    ``inf`` where the exact density is not positive.
+    """
+    exact = spec._rho_from_u(x, u)
+    if not np.all(exact > 0):
+        return np.inf
+    return float(np.max(np.abs(served - exact) / exact))
+
+
 def certify_interval(spec, iv, n_points: int = 5) -> float:
-    """Largest relative error of the density ``spec`` serves on ``iv`` against exact solves.
+    """:func:`certificate_error` of the density ``spec`` serves on ``iv``.
 
     For an interval expanded on adaptive panels: points midway between two Chebyshev
     nodes (where a resolved interpolant's error peaks) at the middle of up to
@@ -741,18 +849,17 @@ def certify_interval(spec, iv, n_points: int = 5) -> float:
         j = np.unique(np.linspace(0, m - 2, per + 2)[1:-1].astype(int))
         t = np.cos((j + 0.5) * np.pi / (m - 1))
         th.extend(0.5 * (pn.lo + pn.hi) + 0.5 * (pn.hi - pn.lo) * t)
-    x = iv.x_of(np.asarray(th))
-    x = x[(x > iv.left) & (x < iv.right)]
+    th = np.asarray(th)
+    x = iv.x_of(th)
+    inside = (x > iv.left) & (x < iv.right)
+    x, th = x[inside], th[inside]
     if x.size == 0:
         return np.inf
     try:
-        exact = spec.density(x, exact=True)
+        d = spec._solve_inside(x, 1.0 / iv.u(th) - 1.0)  # as density(x, exact=True) solves
     except ConvergenceError:
         return np.inf
-    served = spec.density(x, exact=False)
-    if not np.all(exact > 0):
-        return np.inf
-    return float(np.max(np.abs(served - exact) / exact))
+    return certificate_error(spec, x, spec.density(x, exact=False), 1.0 / (1.0 + d))
 
 
 def certify_density(spec, errors: dict | None = None) -> None:
@@ -806,9 +913,17 @@ def build_dense(spec) -> bool:
         """Expansions of the support between the folds ``fa < fb`` (several when gaps are found)."""
         try:
             e = _Expansion(spec, fa, fb, *walk).run(level9)
+            if e.at_budget and e.certify() > tolerances(spec.tol, spec.model.n)["cert"]:
+                e.resolved = False  # a slowly converging series: panels resolve it better
             if not e.resolved:
-                known_x, first = np.unique(e.x_of(e.th), return_index=True)
-                e = panels(fa, fb, known_x, e.U[first])
+                try:
+                    e = lobatto_panels(e)
+                except _Gap:
+                    raise
+                except _Fallback as why:
+                    spec._dense_note = str(why)
+                    known_x, first = np.unique(e.x_of(e.th), return_index=True)
+                    e = panels(fa, fb, known_x, e.U[first])
         except _Gap as gap:
             nf = physical_point(gap, fa, fb)
             if nf is not None:

@@ -632,6 +632,94 @@ def test_walk_then_generic_below_a_hard_edge(tol):
     assert dense.n_evaluations == before
 
 
+def wiggly(seed=1, p=24, ratio=12):
+    """Population eigenvalues spread over 2.6 decades, ``n = 12 p`` per class, rotated.
+
+    The density then has a bump per eigenvalue and near-cusps between them (the shape
+    of deep features' spectra), which one Chebyshev series per interval cannot resolve.
+    """
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.stack([np.sort(10 ** rng.uniform(-2, 0.6, p)) for _ in range(2)])
+    return MixtureModel.from_eigen(lam, [ratio * p, ratio * p], basis=q)
+
+
+def _record_lobatto_panels(monkeypatch):
+    import rmtgan._dense_spectrum as ds
+
+    made, real = [], ds.lobatto_panels
+    monkeypatch.setattr(ds, "lobatto_panels", lambda root: made.append(real(root)) or made[-1])
+    return made
+
+
+def test_unresolved_interval_is_halved_into_lobatto_panels(monkeypatch):
+    from rmtgan._dense_spectrum import tolerances
+
+    made = _record_lobatto_panels(monkeypatch)
+    m = wiggly()
+    dense = gram_spectrum(m, method="dense")
+    fast = gram_spectrum(m, method="commuting")  # the same model in closed form
+    assert dense.success and fast.success, (dense.message, fast.message)
+    assert made and all(len(iv.panels) > 1 for iv in made), "no interval needed panels: nothing tested"
+    assert len(dense.support) == len(fast.support)
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    tol = tolerances(dense.tol, m.n)
+    for iv in made:
+        # the panels tile [0, pi/2] of theta, and their masses add up to the eigenvalue count
+        los, his = [pn.lo for pn in iv.panels], [pn.hi for pn in iv.panels]
+        assert los[0] == 0.0 and his[-1] == np.pi / 2 and los[1:] == his[:-1]
+        ref = next(r for r in fast.intervals if abs(r.left - iv.left) <= 1e-9 * iv.right)
+        assert iv.mass == pytest.approx(ref.mass, abs=tol["mass"])
+        # what is served between the nodes is the interpolant: each panel's series is cut where
+        # its coefficients fell below TAIL_RTOL (1e-12) of their largest, but the node values
+        # next to an edge carry the solver's tol amplified by 1 / (1 - lambda) ~ |x - edge|^{-1/2}
+        # (the first Lobatto node of a 65-node panel at an edge is ~1e-7 of the width away:
+        # 1e-12 becomes ~1e-9 of the density's scale); the generic panels were off by 5.8e-8
+        # of the largest density on this interval
+        x = iv.x_of(np.linspace(0.0, np.pi / 2, 401)[1:-1])
+        served, exact = dense.density(x, exact=False), fast.density(x)
+        assert np.max(np.abs(served - exact)) <= 1e-8 * np.max(exact)
+
+
+def test_series_accepted_only_at_its_node_budget_is_split_when_its_certificate_fails(monkeypatch):
+    # a 257-node series whose tail stopped above the 1e-12 target only because the node
+    # budget was spent (a slowly converging tail, not a rounding plateau) used to be kept;
+    # when its interpolant fails the certificate (3.4e-9 to 3.8e-6 seen), it is split into
+    # Lobatto panels, which certify, instead of serving exact solves
+    import rmtgan._dense_spectrum as ds
+
+    roots, real = [], ds.lobatto_panels
+    monkeypatch.setattr(ds, "lobatto_panels", lambda root: roots.append((root, real(root))) or roots[-1][1])
+    m = wiggly(seed=0)
+    dense = gram_spectrum(m, method="dense")
+    fast = gram_spectrum(m, method="commuting")
+    split = [(root, iv) for root, iv in roots if root.at_budget]
+    assert split, "no series was accepted at its budget: nothing tested"
+    for root, iv in split:
+        assert root.n == ds.MAX_NODES and root.tail > ds.TAIL_RTOL
+        assert root.certify() > ds.CERT_RTOL  # why it was split
+        assert len(iv.panels) > 1 and iv.certified
+        # away from the edges (where rho -> 0 and relative errors grow, see docs/dense.md)
+        x = iv.x_of(np.linspace(0.02, np.pi / 2 - 0.02, 200))
+        np.testing.assert_allclose(dense.density(x), fast.density(x), rtol=ds.CERT_RTOL)
+
+
+def test_lobatto_panels_beyond_their_budget_hand_over_to_the_generic_panels(monkeypatch):
+    import rmtgan._dense_spectrum as ds
+
+    monkeypatch.setattr(ds, "PANEL_BUDGET", 2)
+    m = wiggly()
+    dense = gram_spectrum(m, method="dense")
+    fast = gram_spectrum(m, method="commuting")
+    assert dense.success, dense.message
+    assert "unresolved at the budget of 2 panels" in dense._dense_note
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    x = np.concatenate([np.linspace(a, b, 30)[1:-1] for a, b in fast.support])
+    np.testing.assert_allclose(dense.density(x), fast.density(x), rtol=1e-9)
+
+
 def test_noncommuting_spectrum_invariants():
     m = noncommuting(4, p=40)
     spec = gram_spectrum(m)
