@@ -13,6 +13,11 @@ Model: k = 3 classes, random non-commuting covariances ``C_a = Q_a diag(l_a) Q_a
 * ``test_p1024_full_spectrum``: support + 256-point density at p = 1024; reports the
   time, the evaluation counts and the share of the CPU time (all threads) inside
   LAPACK/BLAS (``slow``).
+* ``test_lobatto_panels_against_generic_panels``: a model whose density one series per
+  interval does not resolve (p = 160, eigenvalues over 2.6 decades), built with the
+  Lobatto panels and, in the same run, with the generic first-kind panels they replace
+  (``PANEL_BUDGET = 0`` hands every such interval to them); asserts the evaluation
+  ratio (deterministic), prints the time ratio (``slow``).
 
 Both use the default ``workers`` (every CPU: the points of a batch, and the two walks
 and the two halves of the first sweep, run side by side, one BLAS thread each); the
@@ -39,7 +44,9 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _baseline_fixed_point import fixed_point_density  # noqa: E402
+from _mixtures import wiggly  # noqa: E402
 
 from rmtgan import MixtureModel, gram_spectrum  # noqa: E402
 
@@ -132,3 +139,32 @@ def test_p1024_full_spectrum(capsys):
     with capsys.disabled():
         print(f"\n[bench_dense] p=1024 k=3: support + 256-point density {t_ours:.1f} s "
               f"(build {t_build:.1f} s); {_where(spec)}; support {spec.support}")
+
+
+#: the Lobatto panels must save at least this fraction of the generic panels' evaluations
+MIN_PANEL_SAVING = 0.2
+
+
+@pytest.mark.slow
+def test_lobatto_panels_against_generic_panels(capsys, monkeypatch):
+    import rmtgan._dense_spectrum as ds
+
+    model = wiggly(seed=2, p=160, ratio=4)
+    gram_spectrum(random_model(40, seed=1))
+    runs = {}
+    for name, budget in (("lobatto", ds.PANEL_BUDGET), ("generic", 0)):
+        monkeypatch.setattr(ds, "PANEL_BUDGET", budget)
+        t0 = time.perf_counter()
+        spec = gram_spectrum(model, method="dense")
+        runs[name] = (time.perf_counter() - t0, spec)
+        assert spec.success, spec.message
+    (t_l, lob), (t_g, gen) = runs["lobatto"], runs["generic"]
+    assert "panels unresolved" not in lob._dense_note, lob._dense_note
+    x = np.concatenate([iv.x_of(np.linspace(0.02, np.pi / 2 - 0.02, 50)) for iv in lob.intervals])
+    np.testing.assert_allclose(lob.density(x), gen.density(x), rtol=1e-8)
+    with capsys.disabled():
+        print(f"\n[bench_dense] Lobatto panels (p=160, {len(lob.support)} interval(s), "
+              f"{sum(len(iv.panels) for iv in lob.intervals)} panels): {t_l:.1f} s, {lob.n_evaluations} "
+              f"evaluations; generic panels {t_g:.1f} s, {gen.n_evaluations} evaluations; "
+              f"time ratio {t_g / t_l:.2f}, evaluation ratio {gen.n_evaluations / lob.n_evaluations:.2f}")
+    assert lob.n_evaluations <= (1.0 - MIN_PANEL_SAVING) * gen.n_evaluations

@@ -548,6 +548,23 @@ def _tail(c: np.ndarray) -> float:
     return float(np.max(r))
 
 
+def _better_hermite(t, U, dU_dt, gerr: float, scale: float):
+    """The Hermite interpolant's coefficients and error when it clearly beats the plain one.
+
+    With values and slopes at every node the Hermite interpolant (degree ``2n - 1``)
+    predicts new nodes about as well as the next level will interpolate, unless the
+    slopes' own error (single-precision Jacobians, amplified near the edges by
+    ``I - J``) dominates, which its tail does not show: it is taken on a clear win only
+    (a tail a hundred times below the plain interpolant's ``gerr``).  ``(None, inf)``
+    otherwise, and when a slope is unknown.
+    """
+    if not np.all(np.isfinite(dU_dt)):
+        return None, np.inf
+    ch = hermite_coefficients(t, U, dU_dt)
+    herr = float(np.max(np.abs(ch[-4:]))) / scale
+    return (ch, herr) if herr < 0.01 * gerr else (None, np.inf)
+
+
 class _Expansion:
     """Chebyshev--Lobatto data of ``u(theta)`` on one soft-edged interval, or on a panel of one.
 
@@ -616,7 +633,9 @@ class _Expansion:
         predictor) and of the Jacobian.
         """
         mid = (self.n - 1) // 2
-        coef = self.ch if self.ch is not None else self.cu
+        scale = float(np.max(np.abs(self.cu)))
+        ch, _ = _better_hermite(self.t, self.U, 0.5 * (self.hi - self.lo) * self.DU, self.gerr, scale)
+        coef = ch if ch is not None else self.cu
         jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
         jok = jerr <= 1e-2 * float(np.max(np.abs(self.cJ)))
         out = []
@@ -682,7 +701,6 @@ class _Expansion:
         dth = 0.5 * (self.hi - self.lo)  # d theta / d t
         prev = np.inf
         self.resolved = self.at_budget = False
-        self.ch, self.herr = None, np.inf
         self._cert = None
         while True:
             cu = lobatto_coefficients(U)
@@ -691,22 +709,17 @@ class _Expansion:
             tail = max(_tail(cu), _tail(cF))
             scale = float(np.max(np.abs(cu)))
             gerr = float(np.max(np.abs(cu[-4:]))) / scale  # the interpolant's error, roughly
-            self.ch, self.herr = None, np.inf
-            if np.all(np.isfinite(DU)):
-                # values and slopes at every node: the Hermite interpolant (degree 2n - 1)
-                # predicts new nodes about as well as the next level will interpolate,
-                # unless the slopes' own error (single-precision Jacobians, amplified near
-                # the edges by I - J) dominates, which its tail does not show: it is
-                # taken on a clear win only
-                ch = hermite_coefficients(t, U, dth * DU)
-                herr = float(np.max(np.abs(ch[-4:]))) / scale
-                if herr < 0.01 * gerr:
-                    self.ch, self.herr = ch, herr
             # resolved: the tail is below TAIL_RTOL, or below PLATEAU_RTOL when it stopped
             # decreasing (rounding in the node values) or the node budget of a whole interval
             # is spent (both scaled by tolerances()); a panel at its budget is split instead
             stalled = tail >= 0.2 * prev or (n >= self.max_nodes and self.depth == 0)
-            if tail <= self.tols["tail"] or (n >= 33 and tail <= self.tols["plateau"] and stalled):
+            # a panel so narrow that its tail cannot move the mass by a tenth of the tail
+            # target is resolved too (as for the generic panels): next to a near-cusp the
+            # node values' own noise can sit above the plateau, and halving would not end
+            negligible = (self.depth > 0 and n >= 33 and tail * float(np.max(np.abs(cF)))
+                          * (self.hi - self.lo) * n <= 0.1 * self.tols["tail"])
+            if (tail <= self.tols["tail"] or (n >= 33 and tail <= self.tols["plateau"] and stalled)
+                    or negligible):
                 self.resolved = True
                 # accepted only because the budget is spent: expand() splits it into
                 # panels unless its interpolant passes the certificate
@@ -720,8 +733,9 @@ class _Expansion:
             t2 = lobatto(n2)
             new = np.arange(1, n2, 2)
             th2 = self._th(t2)
-            if self.ch is not None:
-                guess, gerr = _chebval(t2[new], self.ch), self.herr
+            ch, herr = _better_hermite(t, U, dth * DU, gerr, scale)
+            if ch is not None:
+                guess, gerr = _chebval(t2[new], ch), herr
             else:
                 guess = _chebval(t2[new], cu)
             # the Jacobian is analytic in theta too: once its expansion is accurate, a node
@@ -793,8 +807,7 @@ def lobatto_panels(root: _Expansion):
     """Resolve an interval whose one series did not, by halving ``theta`` ranges recursively.
 
     Each panel is an :class:`_Expansion` on its range (Lobatto levels 9, 17, 33, 65,
-    split as soon as its tail's decay says 65 nodes will not do); the two halves of a
-    range run side by side (:meth:`DenseBackend.concurrently`).  Returns the interval
+    split as soon as its tail's decay says 65 nodes will not do).  Returns the interval
     (a :class:`rmtgan.spectrum.SupportInterval` served from ``u``); raises
     :class:`_Fallback` beyond :data:`PANEL_MAX_DEPTH` or :data:`PANEL_BUDGET` panels,
     :class:`_Gap` when a node lies outside the support.
@@ -813,7 +826,8 @@ def lobatto_panels(root: _Expansion):
             raise _Fallback(f"panel [{e.lo:.6g}, {e.hi:.6g}] of theta on [{e.a:.6g}, {e.b:.6g}] "
                             f"unresolved at {why} (tail {e.tail:.1e})")
         left, right = e.halves()
-        e.be.concurrently(left.run, right.run)
+        left.run()  # one after the other: the nodes of each level are spread over all workers
+        right.run()
         stack.extend([right, left])
     done.sort(key=lambda e: e.lo)
     mass = float(sum(e.mass for e in done))
@@ -913,8 +927,15 @@ def build_dense(spec) -> bool:
         """Expansions of the support between the folds ``fa < fb`` (several when gaps are found)."""
         try:
             e = _Expansion(spec, fa, fb, *walk).run(level9)
-            if e.at_budget and e.certify() > tolerances(spec.tol, spec.model.n)["cert"]:
-                e.resolved = False  # a slowly converging series: panels resolve it better
+            if e.at_budget:
+                try:
+                    cert = e.certify()
+                except _Gap:
+                    raise
+                except _Fallback:  # a certificate point that Newton did not settle
+                    cert = np.inf
+                if cert > tolerances(spec.tol, spec.model.n)["cert"]:
+                    e.resolved = False  # a slowly converging series: panels resolve it better
             if not e.resolved:
                 try:
                     e = lobatto_panels(e)

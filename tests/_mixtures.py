@@ -1,4 +1,4 @@
-"""Small mixture models shared by the spike and comparison tests."""
+"""Small mixture models shared by the tests (and the dense benchmark)."""
 
 import numpy as np
 
@@ -32,3 +32,15 @@ def outlier_model(seed=5, p=48, means_scale=0.0):
         means[0] = means_scale * (q[:, -1] + q[:, -3] + 0.3 * rng.standard_normal(p) / np.sqrt(p))
         means[1] = means_scale * (q[:, -2] - q[:, -5])
     return MixtureModel.from_eigen(lam, [6 * p, 6 * p], basis=q, means=means)
+
+
+def wiggly(seed=1, p=24, ratio=12):
+    """Two classes, population eigenvalues spread over 2.6 decades, ``n = ratio p`` per class, rotated.
+
+    The density then has a bump per eigenvalue and near-cusps between them (the shape
+    of deep features' spectra), which one Chebyshev series per interval cannot resolve.
+    """
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.stack([np.sort(10 ** rng.uniform(-2, 0.6, p)) for _ in range(2)])
+    return MixtureModel.from_eigen(lam, [ratio * p, ratio * p], basis=q)

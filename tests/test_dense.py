@@ -7,7 +7,7 @@ and the commuting (numba) path where the model allows it.
 
 import numpy as np
 import pytest
-from _mixtures import outlier_model
+from _mixtures import outlier_model, wiggly
 
 from rmtgan import MixtureModel, gram_spectrum, solve
 from rmtgan.dense import DenseBackend, InversionError, negative_count, symmetric_inverse
@@ -632,18 +632,6 @@ def test_walk_then_generic_below_a_hard_edge(tol):
     assert dense.n_evaluations == before
 
 
-def wiggly(seed=1, p=24, ratio=12):
-    """Population eigenvalues spread over 2.6 decades, ``n = 12 p`` per class, rotated.
-
-    The density then has a bump per eigenvalue and near-cusps between them (the shape
-    of deep features' spectra), which one Chebyshev series per interval cannot resolve.
-    """
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((p, p)))
-    lam = np.stack([np.sort(10 ** rng.uniform(-2, 0.6, p)) for _ in range(2)])
-    return MixtureModel.from_eigen(lam, [ratio * p, ratio * p], basis=q)
-
-
 def _record_lobatto_panels(monkeypatch):
     import rmtgan._dense_spectrum as ds
 
@@ -718,6 +706,34 @@ def test_lobatto_panels_beyond_their_budget_hand_over_to_the_generic_panels(monk
         assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
     x = np.concatenate([np.linspace(a, b, 30)[1:-1] for a, b in fast.support])
     np.testing.assert_allclose(dense.density(x), fast.density(x), rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_lobatto_panels_on_worker_threads():
+    # p >= PARALLEL_MIN_P: the nodes of each level run on the worker threads; the result
+    # must not depend on how many (bit for bit on one BLAS thread) and must match the
+    # closed form of the commuting path
+    from threadpoolctl import threadpool_limits
+
+    from rmtgan.dense import PARALLEL_MIN_P
+
+    m = wiggly(seed=2, p=100, ratio=4)
+    assert m.p >= PARALLEL_MIN_P
+    with threadpool_limits(limits=1, user_api="blas"):
+        with pytest.MonkeyPatch.context() as mp:
+            made = _record_lobatto_panels(mp)
+            two = gram_spectrum(m, method="dense", workers=2)
+        one = gram_spectrum(m, method="dense", workers=1)
+    fast = gram_spectrum(m, method="commuting")
+    assert two.success and one.success and fast.success
+    assert made and max(len(iv.panels) for iv in made) > 4
+    assert two.n_evaluations == one.n_evaluations
+    x = np.concatenate([iv.x_of(np.linspace(0.02, np.pi / 2 - 0.02, 60)) for iv in two.intervals])
+    np.testing.assert_array_equal(two.density(x, exact=False), one.density(x, exact=False))
+    for (a1, b1), (a2, b2) in zip(fast.support, two.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    # away from the edges (docs/dense.md, step 4)
+    np.testing.assert_allclose(two.density(x), fast.density(x), rtol=1e-9)
 
 
 def test_noncommuting_spectrum_invariants():
