@@ -364,6 +364,21 @@ class _Walker:
         return res if res is not None and res["x"] < x_in and _opens_right(res) else None
 
     # ---------------------------------------------------------------- inside
+    def _continued(self, x: float):
+        """``delta``, ``J`` and ``dt/dz`` (each with a leading axis of 1) at a real ``x`` of the support.
+
+        By continuation in ``Im z`` (the physical branch, whatever real roots lie near);
+        ``None`` when ``x`` is outside the support or the continuation fails.
+        """
+        try:
+            d = self.spec._solve_real(np.array([x]))[0]
+        except ConvergenceError:
+            return None
+        if not np.any(d.imag > INSIDE_RTOL * (1 + np.abs(d))):
+            return None
+        _, J, tz = self.be.evaluate(np.array([x + 0j]), d[None], fast_jac=True)
+        return d[None], J, tz
+
     def walk_in(self, fb):
         """Walk into the interval whose right edge is the fold ``fb``: the left fold and the points."""
         b = fb["x"]
@@ -433,6 +448,15 @@ class _Walker:
                     res = self.left_fold(res, x0)
                     if res is not None and x1 <= res["x"] <= x0:
                         return res, np.array(S), np.array(D), np.array(DS)
+                    # no edge there: Newton may have landed on a real root of another branch
+                    # next to a near-cusp (the density dips without vanishing); continuation in
+                    # Im z gives the physical value, which the walk then takes
+                    phys = self._continued(x1)
+                    if phys is not None:
+                        dn, J, tz = phys
+                        err = np.max(np.abs(dn[0] - pred)) / (1.0 + np.max(np.abs(dn[0])))
+                        if err < 5e-2:
+                            break
                     # a real root of another branch, or an edge too far to resolve: a shorter step
                     s1 = s0 + 0.35 * (s1 - s0)
                     continue
@@ -1006,8 +1030,23 @@ def build_dense(spec) -> bool:
         hi = walker.walk(nf, +1, fb["x"])
         if lo is None or hi is None or not (fa["x"] < lo["x"] < hi["x"] < fb["x"]):
             raise _Fallback(f"the edges of the gap near x = {nf['x']:.6g} were not resolved")
-        return (expand(fa, lo, level9=walker.sweep(fa, lo))
-                + expand(hi, fb, level9=walker.sweep(hi, fb)))
+        return part(fa, lo) + part(hi, fb)
+
+    def part(fa, fb) -> list:
+        """Expansions of ``[a, b]`` from a sweep of its first level, or else from a walk into it."""
+        try:
+            level9 = walker.sweep(fa, fb)
+        except _Gap:
+            raise
+        except _Fallback:
+            # the sweep lost its way (a near-cusp between two nodes): the walk from the right
+            # edge, with its step control, must reach the same left edge
+            fa2, S, D, DS = walker.walk_in(fb)
+            if abs(fa2["x"] - fa["x"]) > 1e-9 * fb["x"]:
+                raise _Fallback(f"the walk into [{fa['x']:.6g}, {fb['x']:.6g}] ended at "
+                                f"{fa2['x']:.6g}") from None
+            return expand(fa, fb, S, D, DS)
+        return expand(fa, fb, level9=level9)
 
     def rightmost():
         fb = walker.walk_out(walker.start(), x_floor)

@@ -736,6 +736,41 @@ def test_lobatto_panels_on_worker_threads():
     np.testing.assert_allclose(two.density(x), fast.density(x), rtol=1e-9)
 
 
+def _matches_commuting(dense, fast):
+    assert dense.success and fast.success, (dense.message, fast.message)
+    assert len(dense.support) == len(fast.support)
+    for (a1, b1), (a2, b2) in zip(fast.support, dense.support, strict=True):
+        assert abs(a1 - a2) <= 1e-10 * b1 and abs(b1 - b2) <= 1e-10 * b1
+    x = np.concatenate([np.linspace(a, b, 40)[1:-1] for a, b in fast.support])
+    np.testing.assert_allclose(dense.density(x), fast.density(x), rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_walk_into_an_interval_past_a_near_cusp():
+    # the density of [2.251, 3.266] dips to 2.6e-4 (from 3e-3) at x = 2.41925 without
+    # vanishing; Newton from the walk's predictor landed on a real root of another branch
+    # there, no edge was found, the steps shrank to nothing and everything below 3.37 went
+    # to the generic construction (50 136 evaluations); continuation in Im z gives the
+    # physical value and the walk goes on
+    m = wiggly(seed=1, p=96, ratio=12)
+    dense = gram_spectrum(m, method="dense")
+    _matches_commuting(dense, gram_spectrum(m, method="commuting"))
+    assert "generic" not in dense._dense_path, dense._dense_path
+
+
+@pytest.mark.slow
+def test_part_of_a_split_interval_whose_sweep_stops_is_walked_into():
+    # a gap inside [11.60, 45.4] splits it; the sweep of the part [11.60, 33.22] stops at a
+    # near-cusp (x = 22.41), which handed everything below 45.4 to the generic
+    # construction; the walk from the part's right edge resolves it
+    m = wiggly(seed=0, p=96, ratio=6)
+    dense = gram_spectrum(m, method="dense")
+    _matches_commuting(dense, gram_spectrum(m, method="commuting"))
+    path = dense._dense_path
+    below = float(path.rsplit("generic below ", 1)[1]) if "generic below " in path else 0.0
+    assert below < 11.5, path
+
+
 def test_noncommuting_spectrum_invariants():
     m = noncommuting(4, p=40)
     spec = gram_spectrum(m)
