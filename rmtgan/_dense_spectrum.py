@@ -572,6 +572,13 @@ def _tail(c: np.ndarray) -> float:
     return float(np.max(r))
 
 
+def _jacobian_error(cJ: np.ndarray) -> tuple[float, bool]:
+    """Error of the Jacobian's Chebyshev interpolant (10 times its last four coefficients)
+    and whether it is accurate enough (1e-2 of the largest) to start chord steps from."""
+    jerr = 10.0 * float(np.max(np.abs(cJ[-4:])))
+    return jerr, jerr <= 1e-2 * float(np.max(np.abs(cJ)))
+
+
 def _better_hermite(t, U, dU_dt, gerr: float, scale: float):
     """The Hermite interpolant's coefficients and error when it clearly beats the plain one.
 
@@ -660,8 +667,7 @@ class _Expansion:
         scale = float(np.max(np.abs(self.cu)))
         ch, _ = _better_hermite(self.t, self.U, 0.5 * (self.hi - self.lo) * self.DU, self.gerr, scale)
         coef = ch if ch is not None else self.cu
-        jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
-        jok = jerr <= 1e-2 * float(np.max(np.abs(self.cJ)))
+        jerr, jok = _jacobian_error(self.cJ)
         out = []
         for lo, hi, ia, ib in ((self.lo, self._th(0.0), -1, mid), (self._th(0.0), self.hi, mid, 0)):
             c = object.__new__(_Expansion)
@@ -764,8 +770,8 @@ class _Expansion:
                 guess = _chebval(t2[new], cu)
             # the Jacobian is analytic in theta too: once its expansion is accurate, a node
             # costs one inverse (chord step with the interpolated Jacobian, no products)
-            jerr = 10.0 * float(np.max(np.abs(cJ[-4:])))
-            J0 = _chebval(t2[new], cJ) if jerr <= 1e-2 * float(np.max(np.abs(cJ))) else None
+            jerr, jok = _jacobian_error(cJ)
+            J0 = _chebval(t2[new], cJ) if jok else None
             e = 10.0 * gerr  # the guesses' error, with a margin
             if J0 is not None and jerr * e > 0.1 * self.spec.tol and e <= quadratic_tolerance(self.spec.tol):
                 # a chord step would not settle the nodes, one Newton step with the exact
@@ -811,11 +817,11 @@ class _Expansion:
         tm = np.cos((j + 0.5) * np.pi / (self.n - 1))
         th = self._th(tm)
         ui = _chebval(tm, self.cu)
-        jerr = 10.0 * float(np.max(np.abs(self.cJ[-4:])))
-        J0 = _chebval(tm, self.cJ) if jerr <= 1e-2 * float(np.max(np.abs(self.cJ))) else None
+        jerr, jok = _jacobian_error(self.cJ)
+        J0 = _chebval(tm, self.cJ) if jok else None
         ue = self.solve_nodes(th, ui, J0, jerr)[0]
         x = self.x_of(th)
-        return certificate_error(self.spec, x, self.spec._rho_from_u(x, ui), ue)
+        return certificate_error(self.spec._rho_from_u(x, ui), self.spec._rho_from_u(x, ue))
 
     def panel(self) -> Panel:
         return Panel(self.lo, self.hi, self.cF, self.cu, self.mass, self.tail)
@@ -858,12 +864,11 @@ def lobatto_panels(root: _Expansion):
     return SupportInterval(root.a, root.b, mass, [e.panel() for e in done], False, from_u=True)
 
 
-def certificate_error(spec, x: np.ndarray, served: np.ndarray, u: np.ndarray) -> float:
-    """Largest relative error of a served density against exact solves (``u``: exact values at ``x``).
+def certificate_error(served: np.ndarray, exact: np.ndarray) -> float:
+    """Largest relative error of a served density against exact solves.
 
     ``inf`` where the exact density is not positive.
     """
-    exact = spec._rho_from_u(x, u)
     if not np.all(exact > 0):
         return np.inf
     return float(np.max(np.abs(served - exact) / exact))
@@ -887,17 +892,15 @@ def certify_interval(spec, iv, n_points: int = 5) -> float:
         j = np.unique(np.linspace(0, m - 2, per + 2)[1:-1].astype(int))
         t = np.cos((j + 0.5) * np.pi / (m - 1))
         th.extend(0.5 * (pn.lo + pn.hi) + 0.5 * (pn.hi - pn.lo) * t)
-    th = np.asarray(th)
-    x = iv.x_of(th)
-    inside = (x > iv.left) & (x < iv.right)
-    x, th = x[inside], th[inside]
+    x = iv.x_of(np.asarray(th))
+    x = x[(x > iv.left) & (x < iv.right)]
     if x.size == 0:
         return np.inf
     try:
-        d = spec._solve_inside(x, 1.0 / iv.u(th) - 1.0)  # as density(x, exact=True) solves
+        exact = spec.density(x, exact=True)
     except ConvergenceError:
         return np.inf
-    return certificate_error(spec, x, spec.density(x, exact=False), 1.0 / (1.0 + d))
+    return certificate_error(spec.density(x, exact=False), exact)
 
 
 def certify_density(spec, errors: dict | None = None) -> None:
