@@ -731,6 +731,102 @@ def test_lobatto_panels_on_worker_threads():
     np.testing.assert_allclose(two.density(x), fast.density(x), rtol=1e-9)
 
 
+def _fills(monkeypatch):
+    """Record what :meth:`_Expansion._fill` returns (``None``: refused)."""
+    import rmtgan._dense_spectrum as ds
+
+    out, real = [], ds._Expansion._fill
+    monkeypatch.setattr(ds._Expansion, "_fill", lambda self, *a: out.append(real(self, *a)) or out[-1])
+    return out
+
+
+def _without_fill(m, monkeypatch):
+    import rmtgan._dense_spectrum as ds
+
+    with monkeypatch.context() as mp:
+        mp.setattr(ds, "RATIONAL_FROM", 10 ** 9)
+        return gram_spectrum(m, method="dense")
+
+
+def test_rational_fill_matches_exact_solves_for_fewer_inverses(monkeypatch):
+    # the last Lobatto level filled from an AAA rational of the previous one (checked by the
+    # certificate's exact solves) instead of solved node by node
+    import rmtgan._dense_spectrum as ds
+
+    m = noncommuting(7, p=60)
+    fills = _fills(monkeypatch)
+    spec = gram_spectrum(m, method="dense")
+    assert spec.success and spec._interp_certified, spec.message
+    assert any(f is not None for f in fills), "no level was filled: nothing tested"
+    solved = _without_fill(m, monkeypatch)
+    assert solved._interp_certified
+    assert spec.n_evaluations < solved.n_evaluations
+    assert spec.mass == pytest.approx(solved.mass, abs=ds.tolerances(spec.tol, m.n)["mass"])
+    # served between every pair of nodes, against exact solves: the certificate's accuracy,
+    # away from the edges (where rho -> 0 and relative errors grow, see docs/dense.md)
+    for iv in spec.intervals:
+        x = iv.x_of(np.linspace(0.02, np.pi / 2 - 0.02, 150))
+        exact = spec.density(x, exact=True)
+        np.testing.assert_allclose(spec.density(x), exact, rtol=ds.CERT_RTOL)
+        np.testing.assert_allclose(solved.density(x), exact, rtol=ds.CERT_RTOL)
+
+
+def _perturbed_fill(monkeypatch, bump):
+    """The rational interpolant plus ``bump(t, scale)``; returns the model's dense spectrum and the fills."""
+    import rmtgan._dense_spectrum as ds
+
+    real = ds.rational_interpolant
+
+    def perturbed(t, values, rtol):
+        f = real(t, values, rtol)
+        scale = float(np.max(np.abs(values)))
+        return lambda tq: f(tq) + bump(np.asarray(tq), t.size, scale)[:, None]
+
+    m = noncommuting(7, p=60)
+    with monkeypatch.context() as mp:
+        mp.setattr(ds, "rational_interpolant", perturbed)
+        fills = _fills(mp)
+        spec = gram_spectrum(m, method="dense")
+    return m, spec, fills
+
+
+def test_rational_fill_refused_when_the_exact_solves_disagree(monkeypatch):
+    # an error of 1e-10 of the scale times the polynomial of degree n that vanishes at the n
+    # nodes the rational interpolates (sin(theta) sin((n - 1) theta), t = cos theta): invisible
+    # to the tail of the completed level (degree n of 2n - 2) and to the comparison with the
+    # polynomial through it, caught by the certificate's exact solves (7 inverses spent),
+    # after which the level is solved node by node as without the fill
+    def node_polynomial(t, n, s):
+        th = np.arccos(np.clip(t, -1.0, 1.0))
+        return 1e-10 * s * np.sin(th) * np.sin((n - 1) * th)
+
+    m, spec, fills = _perturbed_fill(monkeypatch, node_polynomial)
+    assert fills and all(f is None for f in fills)
+    solved = _without_fill(m, monkeypatch)
+    # a refusal after the exact solves costs the certificate's 7 inverses
+    assert solved.n_evaluations < spec.n_evaluations <= solved.n_evaluations + 7 * len(fills)
+    x = np.concatenate([np.linspace(a, b, 60)[1:-1] for a, b in solved.support])
+    np.testing.assert_array_equal(spec.density(x), solved.density(x))
+
+
+def test_rational_fill_refused_for_a_pole_between_nodes(monkeypatch):
+    # a narrow spike at a midpoint of the completed level (a pole of the rational just off the
+    # interval): 1e-14 at the nodes, so the tail does not see it, 1e-6 at the midpoint, where
+    # the polynomial through the filled nodes disagrees; refused without an exact solve
+    def spike(t, n, s):
+        n2 = 2 * n - 1
+        tm = np.cos(0.5 * np.pi / (n2 - 1))  # the first midpoint of the completed level
+        h = 1e-4 * (1.0 - tm)
+        return 1e-6 * s * h ** 2 / ((t - tm) ** 2 + h ** 2)
+
+    m, spec, fills = _perturbed_fill(monkeypatch, spike)
+    assert fills and all(f is None for f in fills)
+    solved = _without_fill(m, monkeypatch)
+    assert spec.n_evaluations == solved.n_evaluations
+    x = np.concatenate([np.linspace(a, b, 60)[1:-1] for a, b in solved.support])
+    np.testing.assert_array_equal(spec.density(x), solved.density(x))
+
+
 def _matches_commuting(dense, fast):
     assert dense.success and fast.success, (dense.message, fast.message)
     assert len(dense.support) == len(fast.support)
