@@ -29,9 +29,12 @@ few hundred evaluations, most of them in real arithmetic:
    ``u_a = 1/(1 + delta_a)`` is analytic in ``theta``; it is sampled on nested
    Chebyshev--Lobatto nodes (9, 17, 33, ...; both edges are nodes with known
    values) solved in batches by Newton from the previous level (its Hermite
-   interpolant when every node has a slope), until the coefficients decay; a range
-   they do not resolve is halved in ``theta`` recursively, each half a series of its
-   own started from its parent's interpolants (:func:`lobatto_panels`);
+   interpolant when every node has a slope), until the coefficients decay; the new
+   nodes of a level that would end the series are taken from an AAA rational
+   approximant of the previous level instead of solved, when exact solves confirm it
+   (:meth:`_Expansion._fill`); a range they do not resolve is halved in ``theta``
+   recursively, each half a series of its own started from its parent's
+   interpolants (:func:`lobatto_panels`);
 4. **certificate** -- the masses must add up to ``1 - atom`` (else the walk goes
    on to the left), and the interpolated density is compared with exact solves at
    points between the nodes; only then is ``density(x)`` served from the
