@@ -614,18 +614,21 @@ def rational_interpolant(t: np.ndarray, values: np.ndarray, rtol: float):
     :class:`scipy.interpolate.AAA` per component with at most ``(n + 1) / 2`` support
     points, so that the other half of the samples is fitted in least squares rather
     than interpolated; Froissart doublets are removed by SciPy's clean-up.  Returns a
-    function of the points, ``(m,) -> (m, k)``.  Nothing here certifies the result: the
-    caller compares it with exact values.
+    function of the points, ``(m,) -> (m, k)``, or ``None`` when SciPy fails.  Nothing
+    here certifies the result: the caller compares it with exact values.
     """
     import warnings
 
     from scipy.interpolate import AAA
 
     n, k = values.shape
-    with warnings.catch_warnings():
-        # "rtol not achieved" and "Froissart doublets detected": the caller's checks decide
-        warnings.simplefilter("ignore", RuntimeWarning)
-        parts = [AAA(t, values[:, c], rtol=rtol, max_terms=(n + 1) // 2) for c in range(k)]
+    try:
+        with warnings.catch_warnings():
+            # "rtol not achieved" and "Froissart doublets detected": the caller's checks decide
+            warnings.simplefilter("ignore", RuntimeWarning)
+            parts = [AAA(t, values[:, c], rtol=rtol, max_terms=(n + 1) // 2) for c in range(k)]
+    except (ValueError, np.linalg.LinAlgError):
+        return None
 
     def evaluate(tq: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -863,6 +866,8 @@ class _Expansion:
         """
         target = self.tols["tail"]
         pred_at = rational_interpolant(t, U, max(1e-2 * target, 1e-14))
+        if pred_at is None:
+            return None
         pred = pred_at(t2[new])
         if not np.all(np.isfinite(pred)):
             return None
@@ -877,7 +882,12 @@ class _Expansion:
         if not np.max(np.abs(pred_at(tm) - _chebval(tm, cu2))) <= target * scale:
             return None
         # the certificate's exact solves, at midpoints of the completed level, check the rational
-        cert, err = self._certificate(n2, cu2, cJ, pred_at)
+        try:
+            cert, err = self._certificate(n2, cu2, cJ, pred_at)
+        except _Gap:
+            raise  # a point outside the support: a gap, whatever the guess
+        except _Fallback:
+            return None  # Newton did not settle from the rational's guess: solve the level
         if not err <= target:
             return None
         self._cert = (n2, cert)

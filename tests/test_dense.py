@@ -827,6 +827,31 @@ def test_rational_fill_refused_for_a_pole_between_nodes(monkeypatch):
     np.testing.assert_array_equal(spec.density(x), solved.density(x))
 
 
+def test_rational_fill_refused_when_its_certificate_solves_fail(monkeypatch):
+    # Newton not settling at a certificate point from the rational's guess is no reason to
+    # give up the expansion: the level is then solved node by node, as without the fill
+    import rmtgan._dense_spectrum as ds
+
+    real = ds._Expansion._certificate
+
+    def failing(self, n, cu, cJ, guess):
+        if guess is not cu:  # the fill's check
+            raise ds._Fallback("Newton failed")
+        return real(self, n, cu, cJ, guess)
+
+    m = noncommuting(7, p=60)
+    with monkeypatch.context() as mp:
+        mp.setattr(ds._Expansion, "_certificate", failing)
+        fills = _fills(mp)
+        spec = gram_spectrum(m, method="dense")
+    assert fills and all(f is None for f in fills)
+    assert spec._dense_note == "" and spec._interp_certified
+    solved = _without_fill(m, monkeypatch)
+    assert spec.n_evaluations == solved.n_evaluations
+    x = np.concatenate([np.linspace(a, b, 60)[1:-1] for a, b in solved.support])
+    np.testing.assert_array_equal(spec.density(x), solved.density(x))
+
+
 def _matches_commuting(dense, fast):
     assert dense.success and fast.success, (dense.message, fast.message)
     assert len(dense.support) == len(fast.support)
