@@ -17,8 +17,9 @@ few hundred evaluations, most of them in real arithmetic:
    ``delta`` is analytic through ``z = 0``: the real branch of the negative axis,
    followed to the right, gives the leftmost edge ``a`` in real arithmetic too (the
    two walks run side by side, :meth:`rmtgan.dense.DenseBackend.concurrently`); the
-   first Chebyshev level on ``[a, b]`` is then solved node after node from both
-   edges towards the middle (Hermite predictor in ``theta``).  A node outside the
+   first Chebyshev level on ``[a, b]`` is then solved from both edges towards the
+   middle, two nodes per round, each round's guesses from the Hermite interpolant of
+   ``u(theta)`` through the edges and the nodes of the earlier rounds.  A node outside the
    support, or masses that do not add up, send the build to step 2';
 2'. **walk inside** -- the local expansion at the fold,
    ``delta ~ delta_b + i s kappa r`` with ``s = sqrt(b - x)``, gives the first
@@ -286,53 +287,53 @@ class _Walker:
         return fa if fa is not None and 0 < fa["x"] < x_hi else None
 
     def sweep(self, fa, fb, n: int = 9):
-        """Interior Lobatto nodes of ``[a, b]``, solved in order from both edges towards the middle.
+        """Interior Lobatto nodes of ``[a, b]``, solved from both edges towards the middle.
 
-        Each node is reached from the previous ones of its half (cubic Hermite in
-        ``theta`` from the edge's square-root expansion); the two halves run side by
-        side (:meth:`DenseBackend.concurrently`).  Returns ``u`` and ``J`` at the nodes
-        (``theta`` descending); raises :class:`_Fallback` when a node is not reached
-        and :class:`_Gap` when one lies outside the support.
+        In rounds of two nodes, the outermost unsolved one at each end (one in the last
+        round when their number is odd), solved side by side (one batched Newton).  Each
+        round's guesses interpolate ``u(theta)`` through everything known so far -- both
+        edges (values, and slopes from their square-root expansions) and the nodes of the
+        earlier rounds (slopes from their Jacobians) -- a Hermite interpolant, so that
+        from the second round on a guess lies between known points.  Returns ``u`` and
+        ``J`` at the nodes (``theta`` descending); raises :class:`_Fallback` when a node
+        is not reached and :class:`_Gap` when one lies outside the support.
         """
-        th = (np.pi / 4.0) * (1.0 + lobatto(n))[1:-1]
-        half = (th.size + 1) // 2
-        from_b, from_a = self.be.concurrently(lambda: self._sweep_half(fa, fb, th[:half], fb),
-                                              lambda: self._sweep_half(fa, fb, th[half:][::-1], fa))
-        return tuple(np.concatenate([hb, ha[::-1]]) for hb, ha in zip(from_b, from_a, strict=True))
-
-    def _sweep_half(self, fa, fb, th, edge):
-        """Nodes ``th``, nearest ``edge`` (``fa`` or ``fb``) first, each from the previous ones."""
         a, b = fa["x"], fb["x"]
-        # delta ~ delta_e + i kappa sqrt(|x - e|) r and sqrt(|x - e|) ~ sqrt(b - a) |theta - theta_e|
-        right = edge is fb
-        T = [np.pi / 2 if right else 0.0]
-        D = [edge["d"].astype(complex)]
-        DT = [edge_slope(edge, b - a, right)]
-        U = np.empty((th.size, self.k), complex)
-        JJ = np.empty((th.size, self.k, self.k), complex)
-        DU = np.empty((th.size, self.k), complex)
-        for i, t in enumerate(th):
-            if len(T) > 1:
-                pred = _hermite_extrapolate(T[-2], D[-2], DT[-2], T[-1], D[-1], DT[-1], t)
-            else:
-                pred = D[-1] + (t - T[-1]) * DT[-1]
+        th = (np.pi / 4.0) * (1.0 + lobatto(n))[1:-1]
+        m, k = th.size, self.k
+        U = np.empty((m, k), complex)
+        JJ = np.empty((m, k, k), complex)
+        DU = np.empty((m, k), complex)
+        ub, ua = 1.0 / (1.0 + fb["d"]), 1.0 / (1.0 + fa["d"])
+        known_t = [np.pi / 2, 0.0]
+        known_u = [ub, ua]
+        known_du = [-(ub ** 2) * edge_slope(fb, b - a, True), -(ua ** 2) * edge_slope(fa, b - a, False)]
+        lo, hi = 0, m - 1  # the outermost unsolved nodes next to b and next to a
+        while lo <= hi:
+            idx = np.array([lo] if lo == hi else [lo, hi])
+            # Hermite interpolant in tau = 4 theta / pi - 1 (on [-1, 1]) through the known points
+            tau = 4.0 * np.asarray(known_t) / np.pi - 1.0
+            c = hermite_coefficients(tau, np.asarray(known_u), (np.pi / 4.0) * np.asarray(known_du))
+            pred = 1.0 / _chebval(4.0 * th[idx] / np.pi - 1.0, c) - 1.0
             pred = np.where(pred.imag <= 0, pred.real + 1e-3j * np.abs(pred), pred)
-            x = a + (b - a) * np.sin(t) ** 2
-            dn, conv, J, tz = chord_newton(self.be, np.array([x + 0j]), pred[None], self.tol, 12,
+            x = a + (b - a) * np.sin(th[idx]) ** 2
+            dn, conv, J, tz = chord_newton(self.be, x + 0j, pred, self.tol, 12,
                                            tol_quad=quadratic_tolerance(self.tol))
-            if conv[0] and not np.any(dn[0].imag > INSIDE_RTOL * (1 + np.abs(dn[0]))):
-                raise _Gap(x, dn[0].real, f"inside [{a:.6g}, {b:.6g}] ")
-            if not conv[0]:
-                raise _Fallback(f"sweep of [{a:.6g}, {b:.6g}] stopped at x = {x:.6g}")
-            ddx = _solve(np.eye(self.k) - J[0], tz[0])
-            if not np.all(np.isfinite(ddx)):
-                raise _Fallback(f"singular Jacobian at x = {x:.6g}")
-            T.append(t)
-            D.append(dn[0])
-            DT.append(ddx * (b - a) * np.sin(2 * t))
-            U[i] = 1.0 / (1.0 + dn[0])
-            JJ[i] = J[0]
-            DU[i] = u_slope(U[i:i + 1], ddx[None], np.array([t]), b - a)[0]
+            for j, i in enumerate(idx):
+                if conv[j] and not np.any(dn[j].imag > INSIDE_RTOL * (1 + np.abs(dn[j]))):
+                    raise _Gap(x[j], dn[j].real, f"inside [{a:.6g}, {b:.6g}] ")
+                if not conv[j]:
+                    raise _Fallback(f"sweep of [{a:.6g}, {b:.6g}] stopped at x = {x[j]:.6g}")
+                ddx = _solve(np.eye(k) - J[j], tz[j])
+                if not np.all(np.isfinite(ddx)):
+                    raise _Fallback(f"singular Jacobian at x = {x[j]:.6g}")
+                U[i] = 1.0 / (1.0 + dn[j])
+                JJ[i] = J[j]
+                DU[i] = u_slope(U[i:i + 1], ddx[None], th[i:i + 1], b - a)[0]
+                known_t.append(th[i])
+                known_u.append(U[i])
+                known_du.append(DU[i])
+            lo, hi = lo + 1, hi - 1
         return U, JJ, DU
 
     def leave_left(self, fa):
