@@ -551,6 +551,37 @@ def test_negative_count_against_eigvalsh():
         negative_count(np.zeros((3, 3)))
 
 
+def test_definite_inverse_and_the_inertia_it_gives():
+    from rmtgan.dense import definite_inverse
+
+    rng = np.random.default_rng(12)
+    B = rng.standard_normal((60, 90))
+    P = B @ B.T / 90 + 0.05 * np.eye(60)  # positive definite
+    for A, sign in ((P, 1), (-P, -1)):
+        R, s = definite_inverse(A)
+        assert s == sign and R.flags.c_contiguous
+        np.testing.assert_allclose(R, np.linalg.inv(A), rtol=1e-9, atol=1e-12 * np.abs(R).max())
+        np.testing.assert_array_equal(R, R.T)  # one triangle, mirrored
+    # indefinite with a positive diagonal, complex, mixed-sign diagonal: not this path
+    S = P.copy()
+    S[0, 1] = S[1, 0] = 2.0 * np.sqrt(S[0, 0] * S[1, 1])  # a 2 x 2 minor of negative determinant
+    assert np.all(np.diag(S) > 0) and negative_count(S) > 0
+    for A in (S, P.astype(complex), np.diag(np.r_[1.0, -1.0, 2.0])):
+        assert definite_inverse(A) == (None, 0)
+    # through the backend: the count read from a Cholesky resolvent is LDL's count, on
+    # both sides of the support (A(x, delta) positive definite left of it, negative right)
+    model = outlier_model()
+    fast = gram_spectrum(model, method="commuting")
+    be = DenseBackend(model)
+    seen = set()
+    for x in (0.5 * fast.support[0][0], 2.0 * fast.support[-1][1]):
+        d = solve(model, np.array([x + 0j]), method="commuting").delta[0].real
+        be.resolvent(x + 0j, d)
+        seen.add(be._local.cache[0][2])
+        assert be.negative_count(x, d) == negative_count(be.matrix(x, d)) - np.sum(model.sizes[1.0 + d < 0])
+    assert seen == {1, -1}
+
+
 def test_exact_separation_counts_eigenvalues_left_of_a_gap():
     # in a gap, the count (negative eigenvalues of A(x, delta(x)), less n_b for each class
     # with 1 + delta_b < 0) is p times the X X^T / p CDF: the limiting CDF of G there is
