@@ -126,11 +126,15 @@ def test_fast_jacobian_with_one_product_fewer(k, monkeypatch):
             np.testing.assert_allclose(tzz / m.p, tz[0], rtol=0, atol=1e-6 * np.abs(tz[0]).max())
     be._cov_norms = norms
     monkeypatch.undo()
-    # evaluate() uses it; past the cancellation limit it forms every product instead
+    # evaluate() uses it from p = ELIMINATE_MIN_P on; past the cancellation limit it forms
+    # every product instead
     z, d = points[0]
+    below = be.evaluate(np.array([z]), d[None], fast_jac=True)[1][0]  # p = 48: every product
+    monkeypatch.setattr(dn, "ELIMINATE_MIN_P", 0)
     fast = be.evaluate(np.array([z]), d[None], fast_jac=True)[1][0]
     monkeypatch.setattr(dn, "ELIMINATE_MAX_GAIN", 0.5)  # every gain is >= 1: always refused
     full = be.evaluate(np.array([z]), d[None], fast_jac=True)[1][0]
+    np.testing.assert_array_equal(below, full)
     pair = np.empty((k, k), complex)
     dn._pair_traces(be._products(be.resolvent(z, d), True), pair)
     np.testing.assert_array_equal(full, pair * (m.ratios / (1.0 + d) ** 2)[None, :] / m.p)
