@@ -294,8 +294,8 @@ class _Walker:
         round's guesses interpolate ``u(theta)`` through everything known so far -- both
         edges (values, and slopes from their square-root expansions) and the nodes of the
         earlier rounds (slopes from their Jacobians) -- a Hermite interpolant, so that
-        from the second round on a guess lies between known points.  Returns ``u`` and
-        ``J`` at the nodes (``theta`` descending); raises :class:`_Fallback` when a node
+        from the second round on a guess lies between known points.  Returns ``u``, ``J``
+        and ``du/dtheta`` at the nodes (``theta`` descending); raises :class:`_Fallback` when a node
         is not reached and :class:`_Gap` when one lies outside the support.
         """
         a, b = fa["x"], fb["x"]

@@ -69,15 +69,6 @@ __all__ = ["DenseBackend", "InversionError", "negative_count", "symmetric_invers
 #: relative probe residual ``|A R v - v| / (|A|_F |R v| + |v|)`` above which an inverse is rejected.
 PROBE_RTOL = 1e-7
 
-#: the fast Jacobian forms one product fewer (:meth:`DenseBackend._traces_but_one`) unless a
-#: trace it derives cancels by more than this factor (rounding amplified by it: single
-#: precision's 1e-7 becomes at most 1e-6, still enough for Newton's quadratic acceptance).
-ELIMINATE_MAX_GAIN = 10.0
-#: ... from this ``p`` on: below, the product it saves costs less than its small array
-#: operations, which hold the GIL while points run on worker threads (the reproduction's
-#: model, p = 128: 11.4-11.6 s with it against 10.8-11.1 s without).
-ELIMINATE_MIN_P = 192
-
 #: smallest ``p`` at which a batch of points is spread over worker threads.  Below it
 #: one thread is as fast (measured, 2 cores: p = 64 no gain, p = 128 1.8x).
 PARALLEL_MIN_P = 96
@@ -559,7 +550,6 @@ class DenseBackend:
         self._cov_stack = cov.reshape(self.k * self.p, self.p)  # rows: C_1; C_2; ... (C-contiguous)
         self._cov_flat = cov.reshape(self.k, self.p * self.p)
         self._cov_stack32 = None  # single-precision copy, made on first use (fast_jac)
-        self._cov_norms = np.linalg.norm(self._cov_flat, axis=1)  # ||C_a||_F
         # single precision spans 1e-38..3e38 only: beyond 2^{+-40} the copy is of C / s and
         # R enters as s R, with s a power of two near the covariances' scale (exact; C_a R
         # is scale-free)
@@ -701,9 +691,11 @@ class DenseBackend:
         """``R(z) = A^{-1}`` at one point (cached for the last two points of the calling thread).
 
         A real ``A`` that is definite is inverted through its Cholesky factor
-        (:func:`definite_inverse`; outside the support left of it ``A`` is positive
-        definite, right of it negative definite), and :meth:`negative_count` then reads
-        the inertia from the cache instead of factorising ``A`` again.
+        (:func:`definite_inverse`; right of the support ``A`` is negative definite, and
+        left of it positive definite when no ``1 + delta_b`` is negative, e.g. ``n >= p``;
+        otherwise the factorisation fails and the LU inverse is used), and
+        :meth:`negative_count` then reads the inertia from the cache instead of
+        factorising ``A`` again.
         """
         key = (complex(z), np.asarray(delta, np.complex128).tobytes())
         # per thread: which entries a concurrent task finds would otherwise depend on timing
@@ -720,35 +712,28 @@ class DenseBackend:
         self._local.cache = [(key, R, sign)] + cache[:1]  # sign: definite (Cholesky), for the inertia
         return R
 
-    def _products(self, R: np.ndarray, single: bool = False, skip: int | None = None) -> np.ndarray:
-        """``Q_a = C_a R`` for each class but ``skip``, stacked: one real ``dgemm`` (``sgemm`` if single)."""
+    def _products(self, R: np.ndarray, single: bool = False) -> np.ndarray:
+        """``Q_a = C_a R`` for all classes, ``(k, p, p)``: one real ``dgemm`` (``sgemm`` if ``single``)."""
         t0 = time.thread_time()
         if single:
             if self._cov_stack32 is None:  # made once (a concurrent first use makes the same array)
                 self._cov_stack32 = (self._cov_stack / self._s32).astype(np.float32)
-            stack = self._cov_stack32
-        else:
-            stack = self._cov_stack
-        if skip is not None:
-            p = self.p
-            stack = np.concatenate([stack[:skip * p], stack[(skip + 1) * p:]])
-        if single:
             if np.iscomplexobj(R):
-                Q = (stack @ self._single(_as_real_view(R))).view(np.complex64)
+                Q = (self._cov_stack32 @ self._single(_as_real_view(R))).view(np.complex64)
             else:
-                Q = stack @ self._single(R)
+                Q = self._cov_stack32 @ self._single(R)
         elif np.iscomplexobj(R):
-            Q = (stack @ _as_real_view(R)).view(np.complex128)
+            Q = (self._cov_stack @ _as_real_view(R)).view(np.complex128)
         else:
-            Q = stack @ R
+            Q = self._cov_stack @ R
         self._count(seconds=time.thread_time() - t0)
-        return Q.reshape(-1, self.p, self.p)
+        return Q.reshape(self.k, self.p, self.p)
 
     def _single(self, R: np.ndarray) -> np.ndarray:
         """``s R`` in single precision (``R`` real, or the real view of a complex one)."""
         return (R if self._s32 == 1.0 else self._s32 * R).astype(np.float32)
 
-    def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False, eliminate: bool = False):
+    def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False):
         R = self.resolvent(z, d)
         p, k = self.p, self.k
         if np.iscomplexobj(R):
@@ -761,70 +746,17 @@ class DenseBackend:
                 t = (self._cov_flat @ R.reshape(-1)) / p
         if not jac:
             return t, None, None, R, None
-        self._count(jacobians=1)
-        e = self.c / (1.0 + d) ** 2
-        if fast_jac and eliminate and k > 1 and p >= ELIMINATE_MIN_P:
-            traces = self._traces_but_one(z, d, R, t)
-            if traces is not None:
-                pair, tz = traces
-                return t, pair * e[None, :] / p, tz / p, R, None
         Q = self._products(R, fast_jac)
+        self._count(jacobians=1)
         pair = np.empty((k, k), R.dtype)
         tz = np.empty(k, R.dtype)
         _pair_traces(Q, pair)
         _cross_traces(Q, R, tz)  # tr(Q_a R)
         if not fast_jac:
             t = np.trace(Q, axis1=1, axis2=2) / p
+        e = self.c / (1.0 + d) ** 2
         J = pair * e[None, :] / p
         return t, J, tz / p, R, Q
-
-    def _traces_but_one(self, z, d, R, t):
-        r"""``tr(Q_a Q_b)`` and ``tr(Q_a R)`` from the products of all classes but one.
-
-        ``sum_b w_b C_b = A + z I`` with ``w_b = c_b / (1 + delta_b)``, so
-        ``sum_b w_b Q_b = I + z R``: the traces that involve the class ``m`` with the
-        largest ``|w_m| ||C_m||_F`` follow from the others',
-
-            w_m tr(Q_a Q_m) = tr Q_a + z tr(Q_a R) - sum_{b != m} w_b tr(Q_a Q_b),
-            w_m tr(Q_m R)   = tr R + z tr(R^2) - sum_{b != m} w_b tr(Q_b R),
-            w_m tr(Q_m Q_m) = tr Q_m + z tr(Q_m R) - sum_{b != m} w_b tr(Q_b Q_m),
-
-        (``tr Q_a = p t_a`` in double precision), which saves one product ``C_m R`` of
-        ``k`` and more than a third of the traces for ``k = 3``.  The products are in
-        single precision (``fast_jac``); ``None`` when a right-hand side cancels by more
-        than :data:`ELIMINATE_MAX_GAIN` (its rounding would then be amplified beyond
-        that factor): the caller forms every product.
-        """
-        p, k = self.p, self.k
-        z = z if np.iscomplexobj(R) else float(np.real(z))  # a real point: real arithmetic
-        w = self.c / (1.0 + d)
-        m = int(np.argmax(np.abs(w) * self._cov_norms))
-        keep = np.array([b for b in range(k) if b != m])
-        Q = self._products(R, True, skip=m)
-        pk = np.empty((k - 1, k - 1), R.dtype)
-        tk = np.empty(k - 1, R.dtype)
-        _pair_traces(Q, pk)
-        _cross_traces(Q, R, tk)
-        T = p * t  # tr Q_a, double precision
-        wk = w[keep]
-        flat = R.reshape(-1)
-        trR, trRR = np.trace(R), flat @ flat  # tr(R^2) = sum R_ij^2 (R symmetric)
-        num_am = T[keep] + z * tk - pk @ wk
-        size_am = np.abs(T[keep]) + np.abs(z * tk) + np.abs(pk) @ np.abs(wk)
-        num_m = trR + z * trRR - wk @ tk
-        size_m = abs(trR) + abs(z * trRR) + np.abs(wk) @ np.abs(tk)
-        pair = np.empty((k, k), R.dtype)
-        tz = np.empty(k, R.dtype)
-        pair[np.ix_(keep, keep)] = pk
-        pair[keep, m] = pair[m, keep] = num_am / w[m]
-        tz[keep] = tk
-        tz[m] = num_m / w[m]
-        num_mm = T[m] + z * tz[m] - wk @ pair[keep, m]
-        size_mm = abs(T[m]) + abs(z * tz[m]) + np.abs(wk) @ np.abs(pair[keep, m])
-        pair[m, m] = num_mm / w[m]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = max(np.max(size_am / np.abs(num_am)), size_m / abs(num_m), size_mm / abs(num_mm))
-        return (pair, tz) if gain <= ELIMINATE_MAX_GAIN else None
 
     # ------------------------------------------------------------------ API
     def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
@@ -844,8 +776,7 @@ class DenseBackend:
         J = np.empty((m, k, k), np.complex128) if jac else None
         tz = np.empty((m, k), np.complex128) if jac else None
         def one(j):
-            tj, Jj, tzj, _, _ = self._point(z[j], _real_if_real(z[j], delta[j]), jac, fast_jac,
-                                            eliminate=True)
+            tj, Jj, tzj, _, _ = self._point(z[j], _real_if_real(z[j], delta[j]), jac, fast_jac)
             t[j] = tj
             if jac:
                 J[j] = Jj

@@ -124,9 +124,11 @@ def quadratic_tolerance(tol: float) -> float:
     ``r`` below the returned value is accepted once that step is taken, which saves the
     evaluation that would only confirm it.  ``C`` grows with the conditioning of
     ``I - J`` (next to an edge); the value is ``0.1 sqrt(tol)`` up to ``tol = 1e-12``
-    (``C <= 100``), ``1e-7`` up to ``tol = 1e-10``, then ``0.01 sqrt(tol)`` (``C r^2 <= tol``
-    up to ``C = 1e4``: at ``tol = 1e-6`` the benchmark model's density stayed within
-    3e-8 of the default one, a two-class stress model's within 5.7e-6).
+    (``C r^2 <= tol`` for ``C <= 100``), ``1e-7`` up to ``tol = 1e-10``, then
+    ``0.01 sqrt(tol)`` (for ``C <= 1e4``).  A heuristic, not a bound: at ``tol = 1e-6``
+    the dense benchmark model's density stayed within 3e-8 of the default one, a
+    two-class stress model's within 5.7e-6 (1.0e-6 with ``1e-7``); the generic
+    construction uses the same value.
     """
     return min(0.1 * float(np.sqrt(tol)), max(1e-7, 0.01 * float(np.sqrt(tol))))
 

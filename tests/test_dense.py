@@ -97,50 +97,6 @@ def test_backend_against_explicit_formulas(model, z, delta):
         assert np.max(np.abs(got - ref)) > 0  # single precision really was used
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])
-def test_fast_jacobian_with_one_product_fewer(k, monkeypatch):
-    # sum_b w_b C_b R = I + z R: the traces of one class follow from the other classes' (one
-    # product C_b R fewer); against the double-precision formulas with every product, at
-    # complex and real points, each class eliminated in turn
-    import rmtgan.dense as dn
-
-    m = noncommuting(5, p=48, k=k, sizes=[48, 72, 96, 60][:k])
-    be = DenseBackend(m)
-    rng = np.random.default_rng(k)
-    points = [(1.3 + 0.2j, 0.2 + 0.3j * rng.uniform(0.5, 1.5, k)),
-              (9.0 + 0.0j, rng.uniform(-0.2, -0.05, k)),
-              (-0.7 + 0.0j, rng.uniform(0.1, 0.5, k))]
-    norms = be._cov_norms
-    monkeypatch.setattr(dn, "ELIMINATE_MAX_GAIN", np.inf)  # the algebra, whatever the cancellation
-    for z, d in points:
-        t, J, tz = be.evaluate(np.array([z]), d[None].astype(complex))  # double, every product
-        R = be.resolvent(z, d)
-        tt = t[0] if np.iscomplexobj(R) else t[0].real  # a real point: real arithmetic
-        e = m.ratios / (1.0 + d) ** 2
-        for cls in range(k):  # the class eliminated is the one of largest |w_b| times this
-            be._cov_norms = np.where(np.arange(k) == cls, 1e6, 1.0)
-            out = be._traces_but_one(z, d, R, tt)
-            assert out is not None, (z, cls)
-            pair, tzz = out
-            np.testing.assert_allclose(pair * e[None, :] / m.p, J[0], rtol=0, atol=1e-6 * np.abs(J[0]).max())
-            np.testing.assert_allclose(tzz / m.p, tz[0], rtol=0, atol=1e-6 * np.abs(tz[0]).max())
-    be._cov_norms = norms
-    monkeypatch.undo()
-    # evaluate() uses it from p = ELIMINATE_MIN_P on; past the cancellation limit it forms
-    # every product instead
-    z, d = points[0]
-    below = be.evaluate(np.array([z]), d[None], fast_jac=True)[1][0]  # p = 48: every product
-    monkeypatch.setattr(dn, "ELIMINATE_MIN_P", 0)
-    fast = be.evaluate(np.array([z]), d[None], fast_jac=True)[1][0]
-    monkeypatch.setattr(dn, "ELIMINATE_MAX_GAIN", 0.5)  # every gain is >= 1: always refused
-    full = be.evaluate(np.array([z]), d[None], fast_jac=True)[1][0]
-    np.testing.assert_array_equal(below, full)
-    pair = np.empty((k, k), complex)
-    dn._pair_traces(be._products(be.resolvent(z, d), True), pair)
-    np.testing.assert_array_equal(full, pair * (m.ratios / (1.0 + d) ** 2)[None, :] / m.p)
-    assert np.max(np.abs(fast - full)) > 0  # the elimination was really used before
-
-
 def test_fold_derivatives_against_central_differences(model):
     # d(Jv)/ddelta and d(Jv)/dx vs central differences of the exact J: the differences are
     # right to O(h^2) ~ 1e-10 relative, the products behind Dd, Dx are in single precision
