@@ -318,7 +318,7 @@ class _Walker:
             pred = np.where(pred.imag <= 0, pred.real + 1e-3j * np.abs(pred), pred)
             x = a + (b - a) * np.sin(th[idx]) ** 2
             dn, conv, J, tz = chord_newton(self.be, x + 0j, pred, self.tol, 12,
-                                           tol_quad=quadratic_tolerance(self.tol))
+                                           tol_quad=quadratic_tolerance(self.tol, scaled=True))
             for j, i in enumerate(idx):
                 if conv[j] and not np.any(dn[j].imag > INSIDE_RTOL * (1 + np.abs(dn[j]))):
                     raise _Gap(x[j], dn[j].real, f"inside [{a:.6g}, {b:.6g}] ")
@@ -736,9 +736,9 @@ class _Expansion:
         of each node (``NaN`` where none was taken); it steers predictions only.
         """
         x = self.x_of(th)
+        quad = quadratic_tolerance(self.spec.tol, scaled=True)
         d, conv, J, tz = chord_newton(self.be, x + 0j, 1.0 / guess_u - 1.0, self.spec.tol, 14,
-                                      tol_quad=quadratic_tolerance(self.spec.tol), J0=J0, j0_err=jerr,
-                                      refresh=refresh)
+                                      tol_quad=quad, J0=J0, j0_err=jerr, refresh=refresh)
         exact = ~np.all(J == 0, axis=(1, 2))
         du = np.full(d.shape, np.nan, complex)
         if exact.any():
@@ -821,7 +821,8 @@ class _Expansion:
             jerr, jok = _jacobian_error(cJ)
             J0 = _chebval(t2[new], cJ) if jok else None
             e = 10.0 * gerr  # the guesses' error, with a margin
-            if J0 is not None and jerr * e > 0.1 * self.spec.tol and e <= quadratic_tolerance(self.spec.tol):
+            quad = quadratic_tolerance(self.spec.tol, scaled=True)
+            if J0 is not None and jerr * e > 0.1 * self.spec.tol and e <= quad:
                 # a chord step would not settle the nodes, one Newton step with the exact
                 # Jacobian will (quadratic acceptance): one inverse and the products per node
                 J0 = None

@@ -960,6 +960,27 @@ def test_looser_tol_costs_fewer_inverses_and_keeps_its_accuracy():
     assert loose.mass + loose.atom == pytest.approx(1.0, abs=tolerances(1e-6, m.n)["mass"])
 
 
+def test_scaled_quadratic_acceptance_at_a_loose_tol(monkeypatch):
+    # above tol = 1e-10 the dense build accepts a Newton step from residual 0.01 sqrt(tol)
+    # (1e-5 at tol = 1e-6) instead of 1e-7: fewer evaluations, the density still within
+    # tol of the default one (the error after the step is C r^2 <= tol up to C = 1e4)
+    import rmtgan._dense_spectrum as ds
+    from rmtgan.solver import quadratic_tolerance
+
+    assert quadratic_tolerance(1e-6, scaled=True) == pytest.approx(1e-5)
+    assert quadratic_tolerance(1e-6) == quadratic_tolerance(1e-12) == quadratic_tolerance(1e-12, scaled=True)
+    assert quadratic_tolerance(1e-16, scaled=True) == quadratic_tolerance(1e-16) == pytest.approx(1e-9)
+    m = noncommuting(7, p=60)
+    tight = gram_spectrum(m)
+    loose = gram_spectrum(m, tol=1e-6)
+    with monkeypatch.context() as mp:
+        mp.setattr(ds, "quadratic_tolerance", lambda tol, scaled=False: quadratic_tolerance(tol))
+        capped = gram_spectrum(m, tol=1e-6)
+    assert loose.n_evaluations < capped.n_evaluations
+    x = np.concatenate([np.linspace(a, b, 60)[1:-1] for a, b in tight.support])
+    np.testing.assert_allclose(loose.density(x), tight.density(x), rtol=1e-6)
+
+
 def test_fallback_to_generic_construction_hard_edge():
     # gamma = 1: a hard edge at 0, which the walk hands back to the generic construction
     p = 30
