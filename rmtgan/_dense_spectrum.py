@@ -819,7 +819,8 @@ class _Expansion:
             # the Jacobian is analytic in theta too: once its expansion is accurate, a node
             # costs one inverse (chord step with the interpolated Jacobian, no products)
             jerr, jok = _jacobian_error(cJ)
-            J0 = _chebval(t2[new], cJ) if jok else None
+            J_new = _chebval(t2[new], cJ)
+            J0 = J_new if jok else None
             e = 10.0 * gerr  # the guesses' error, with a margin
             quad = quadratic_tolerance(self.spec.tol, scaled=True)
             if J0 is not None and jerr * e > 0.1 * self.spec.tol and e <= quad:
@@ -837,7 +838,7 @@ class _Expansion:
             # refreshed, so that the next level costs one inverse per node
             DU2 = np.empty((n2, k), complex)
             DU2[0::2] = DU
-            filled = self._fill(t, U, t2, th2, new, cJ, scale) if n >= RATIONAL_FROM else None
+            filled = self._fill(t, U, t2, th2, new, cJ, J_new, scale) if n >= RATIONAL_FROM else None
             if filled is not None:
                 U2[new], JJ2[new], jx2[new], DU2[new] = filled
             else:
@@ -852,7 +853,7 @@ class _Expansion:
         self.mass = float(dth * np.sum(cF[::2] * 2.0 / (1.0 - j ** 2)))
         return self
 
-    def _fill(self, t, U, t2, th2, new, cJ, scale: float):
+    def _fill(self, t, U, t2, th2, new, cJ, J_new, scale: float):
         """The new nodes of the next level from a rational interpolant of this one, or ``None``.
 
         ``u(theta)`` is analytic, but the singularities of its continuation lie close to
@@ -870,8 +871,9 @@ class _Expansion:
           midpoints between its nodes) match the rational to the target; they are then
           the level's certificate too, so the fill costs no extra solve.
 
-        Returns ``u``, ``J`` (interpolated, exact at no node), exactness flags and
-        ``du/dtheta`` (unknown: ``NaN``) at the new nodes, as :meth:`solve_nodes`.
+        ``J_new``: ``cJ``'s interpolant at the new nodes.  Returns ``u``, ``J`` (that
+        interpolant, exact at no node), exactness flags and ``du/dtheta`` (unknown:
+        ``NaN``) at the new nodes, as :meth:`solve_nodes`.
         """
         target = self.tols["tail"]
         pred_at = rational_interpolant(t, U, max(1e-2 * target, 1e-14))
@@ -900,7 +902,7 @@ class _Expansion:
         if not err <= target:
             return None
         self._cert = (n2, cert)
-        return pred, _chebval(t2[new], cJ), np.zeros(new.size, bool), np.full(pred.shape, np.nan, complex)
+        return pred, J_new, np.zeros(new.size, bool), np.full(pred.shape, np.nan, complex)
 
     def F(self, th, U):
         x = self.x_of(th)

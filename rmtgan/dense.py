@@ -181,7 +181,9 @@ def definite_inverse(A: np.ndarray) -> tuple[np.ndarray | None, int]:
     sign = 1 if np.all(d > 0) else (-1 if np.all(d < 0) else 0)
     if sign == 0:
         return None, 0
-    a = np.array(A if sign > 0 else -A, order="C", dtype=np.float64)
+    a = np.array(A, order="C", dtype=np.float64)  # one copy, negated in place when needed
+    if sign < 0:
+        np.negative(a, out=a)
     # the C-ordered array is its own transpose in LAPACK's order: "U" there is the lower
     # triangle here, which _fill_upper copies on to the upper one
     uplo = ctypes.c_char(b"U")
@@ -451,6 +453,11 @@ def _cross_traces(Q, M, out):  # pragma: no cover - compiled
         out[a] = s
 
 
+def _cache_key(z: complex, delta: np.ndarray) -> tuple:
+    """Key of a point in a thread's resolvent cache (real and complex ``delta`` alike)."""
+    return complex(z), np.asarray(delta, np.complex128).tobytes()
+
+
 def _real_if_real(z: complex, delta: np.ndarray) -> np.ndarray:
     """``delta`` as a real array at a real point (real ``z`` and ``delta``: real arithmetic)."""
     return delta.real if z.imag == 0 and np.all(delta.imag == 0) else delta
@@ -674,7 +681,7 @@ class DenseBackend:
         support between two gap points is the difference of their counts over ``n``.
         """
         d = np.asarray(delta, np.float64)
-        key = (complex(x), np.asarray(d, np.complex128).tobytes())
+        key = _cache_key(x, d)
         sign = next((sg for kk, _, sg in getattr(self._local, "cache", []) if kk == key), 0)
         if sign:  # the resolvent there came from a Cholesky factor: the inertia is known
             neg = self.p if sign < 0 else 0
@@ -697,7 +704,7 @@ class DenseBackend:
         :meth:`negative_count` then reads the inertia from the cache instead of
         factorising ``A`` again.
         """
-        key = (complex(z), np.asarray(delta, np.complex128).tobytes())
+        key = _cache_key(z, delta)
         # per thread: which entries a concurrent task finds would otherwise depend on timing
         cache = getattr(self._local, "cache", [])
         for kk, R, _ in cache:
