@@ -8,7 +8,8 @@ the branch looks like at a point (Perron data, ``d delta / dx``, the derivatives
 of ``lambda``, the eigenvalue count left of the point); :func:`fold_newton` solves
 the fold system with its exact Jacobian.  A backend supplies
 ``fold_point(x, delta, fast_jac=...)`` (``t``, ``J``, ``dt/dz`` and a function giving
-``d(Jv)/ddelta``, ``d(Jv)/dx`` along a direction ``v``) and ``negative_count``.
+``d(Jv)/ddelta``, ``d(Jv)/dx`` along a direction ``v``, or ``w^T`` times them for a
+vector ``w``) and ``negative_count``.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ def fold_data(be, x: float, d: np.ndarray, exact: bool = False, count: bool = Tr
 
     Returns a dict with ``F`` (``delta - t``), ``J``, ``tz``, ``lam``, ``r``, ``l``,
     ``dd`` (``d delta / dx`` along the branch), ``glam`` (gradient of ``lambda`` in
-    ``delta``), ``lx`` (``d lambda / dx`` at fixed ``delta``), ``Dr``
-    (``d (J r) / d delta``) and, with ``count``, ``neg``: the number of negative
-    eigenvalues of the real matrix ``A(x, delta)`` less the sizes of the classes with
+    ``delta``: ``l^T d(J r) / d delta``), ``lx`` (``d lambda / dx`` at fixed ``delta``)
+    and, with ``count``, ``neg``: the number of negative eigenvalues of the real matrix
+    ``A(x, delta)`` less the sizes of the classes with
     ``1 + delta_b < 0`` -- in a gap, ``p`` times the ``X X^T / p``-side CDF (exact
     separation), constant along the gap.
 
@@ -62,10 +63,10 @@ def fold_data(be, x: float, d: np.ndarray, exact: bool = False, count: bool = Tr
     d = np.asarray(d, float)
     t, J, tz, along = be.fold_point(float(x), d, fast_jac=not exact)
     lam, r, ell = perron(J)
-    Dd, Dx = along(r)
+    glam, lx = along(r, ell)  # d lambda = l^T dJ r
     dd = _solve(np.eye(J.shape[0]) - J, tz)  # NaN exactly at a fold
     fd = {"x": float(x), "d": d, "F": d - t, "J": J, "tz": tz, "lam": lam, "r": r,
-          "l": ell, "dd": dd, "glam": ell @ Dd, "lx": float(ell @ Dx), "Dr": Dd}
+          "l": ell, "dd": dd, "glam": glam, "lx": float(lx)}
     if count:
         fd["neg"] = be.negative_count(x, d)
     return fd

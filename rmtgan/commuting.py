@@ -74,7 +74,8 @@ class CommutingBackend:
         r"""Real-axis data for the fold (edge) system at a real point (see :mod:`rmtgan._folds`).
 
         Returns ``t, J, tz, along`` with ``along(v) = (Dd, Dx)``,
-        ``Dd[a, c] = d (J v)_a / d delta_c`` and ``Dx[a] = d (J v)_a / dx``.  With
+        ``Dd[a, c] = d (J v)_a / d delta_c`` and ``Dx[a] = d (J v)_a / dx``, and
+        ``along(v, w) = (w^T Dd, w^T Dx)``.  With
         ``g_i = 1 / (sum_b c_b lambda_{b,i} / (1 + delta_b) - x)``,
         ``e_b = c_b / (1 + delta_b)^2`` and ``s_i = sum_b lambda_{b,i} e_b v_b``:
 
@@ -98,10 +99,11 @@ class CommutingBackend:
         tz = wg @ g / p
         self.n_evaluations += 1
 
-        def along(v):
+        def along(v, w=None):
             w3 = wg * (g * ((e * np.asarray(v, np.float64)) @ self.lam))  # lambda_a g^2 s, (k, q)
             Dd = 2.0 * e[None, :] * (w3 @ lg.T) / p - 2.0 * (v / (1.0 + d))[None, :] * J
-            return Dd, 2.0 * (w3 @ g) / p
+            Dx = 2.0 * (w3 @ g) / p
+            return (Dd, Dx) if w is None else (w @ Dd, float(w @ Dx))
 
         return t, J, tz, along
 

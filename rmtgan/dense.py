@@ -740,7 +740,20 @@ class DenseBackend:
         """``s R`` in single precision (``R`` real, or the real view of a complex one)."""
         return (R if self._s32 == 1.0 else self._s32 * R).astype(np.float32)
 
+    def _last_point(self, z: complex, d: np.ndarray, fast_jac: bool):
+        """The calling thread's last evaluation with the Jacobian if it was at ``(z, d)``, else ``None``."""
+        last = getattr(self._local, "point", None)
+        if last is not None and last[1] == fast_jac and last[0] == _cache_key(z, d):
+            return last[2]
+        return None
+
     def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False):
+        if jac:
+            # the same point again (a walk's point is the Newton iterate whose data it then
+            # reads): no inverse, no products
+            last = self._last_point(z, d, fast_jac)
+            if last is not None:
+                return last
         R = self.resolvent(z, d)
         p, k = self.p, self.k
         if np.iscomplexobj(R):
@@ -763,7 +776,9 @@ class DenseBackend:
             t = np.trace(Q, axis1=1, axis2=2) / p
         e = self.c / (1.0 + d) ** 2
         J = pair * e[None, :] / p
-        return t, J, tz / p, R, Q
+        out = (t, J, tz / p, R, Q)
+        self._local.point = (_cache_key(z, d), fast_jac, out)
+        return out
 
     # ------------------------------------------------------------------ API
     def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
@@ -797,17 +812,28 @@ class DenseBackend:
 
         Returns ``t, J, tz, along`` with ``along(v) = (Dd, Dx)``,
         ``Dd[a, c] = d (J v)_a / d delta_c`` and ``Dx[a] = d (J v)_a / dx`` (see the
-        module notes).  ``x`` and ``delta`` must be real.  ``t`` is in double
-        precision; so are ``J`` and ``tz`` unless ``fast_jac`` (then about 1e-7
-        relative, as in :meth:`evaluate`).  ``Dd`` and ``Dx`` only steer Newton steps
-        and predictors: their products always run in single precision (about 1e-7
-        relative).
+        module notes), and ``along(v, w) = (w^T Dd, w^T Dx)``, one matrix product
+        instead of ``k + 1`` (what the fold system needs, with ``w`` the left Perron
+        vector).  ``x`` and ``delta`` must be real.  ``t`` is in double precision; so
+        are ``J`` and ``tz`` unless ``fast_jac`` (then about 1e-7 relative, as in
+        :meth:`evaluate`).  ``Dd`` and ``Dx`` only steer Newton steps and predictors:
+        their products always run in single precision (about 1e-7 relative).
         """
         d = np.asarray(delta, np.float64)
-        t, J, tz, R, Q = self._point(float(x) + 0j, d, True, fast_jac)
-        self._tick(1)
+        z = float(x) + 0j
+        fresh = self._last_point(z, d, fast_jac) is None
+        t, J, tz, R, Q = self._point(z, d, True, fast_jac)
+        if fresh:
+            self._tick(1)
         J = J.real
-        return t.real, J, tz.real, lambda v: self._second_derivatives(d, np.asarray(v, np.float64), J, R, Q)
+
+        def along(v, w=None):
+            v = np.asarray(v, np.float64)
+            if w is None:
+                return self._second_derivatives(d, v, J, R, Q)
+            return self._contracted_second_derivatives(d, v, np.asarray(w, np.float64), J, R, Q)
+
+        return t.real, J, tz.real, along
 
     def _second_derivatives(self, d, v, J, R, Q):
         """``d (J v) / d delta`` and ``d (J v) / dz`` at a real point from ``R`` and ``Q_a = C_a R``.
@@ -832,6 +858,28 @@ class DenseBackend:
         Dd[:] = 2.0 * e[None, :] * pair / p
         Dd -= 2.0 * (v / (1.0 + d))[None, :] * J
         return Dd, 2.0 * tzv / (p * self._s32)
+
+    def _contracted_second_derivatives(self, d, v, w, J, R, Q):
+        r"""``w^T d (J v) / d delta`` and ``w^T d (J v) / dz`` from one product.
+
+        With ``Q_v = sum_b e_b v_b Q_b``, ``Q_w = sum_a w_a Q_a`` and ``W = Q_v Q_w``:
+        ``sum_a w_a tr(Q_a Q_c Q_v) = tr(Q_c W)``, and ``sum_a w_a tr(Q_a Q_v R) =
+        tr(W R)`` (transpose the trace: ``C_a`` and ``R`` are symmetric).  Single-precision
+        product, traces accumulated in double.
+        """
+        p = self.p
+        e = self.c / (1.0 + d) ** 2
+        t0 = time.thread_time()
+        Q = Q.astype(np.float32, copy=False)
+        Qv = np.tensordot((v * e).astype(np.float32), Q, axes=1)
+        Qw = np.tensordot(w.astype(np.float32), Q, axes=1)
+        W = Qv @ Qw
+        self._count(seconds=time.thread_time() - t0)
+        cols = np.empty(self.k)
+        _cross_traces(Q, W, cols)  # tr(Q_c W)
+        dx = float(np.sum(W * R))  # tr(W R) = sum(W * R^T): R is symmetric
+        gd = 2.0 * e * cols / p - 2.0 * (v / (1.0 + d)) * (w @ J)
+        return gd, 2.0 * dx / p
 
     def mean_quadratic(self, z: np.ndarray, delta: np.ndarray):
         """``M^T R M`` and ``M^T R^2 M`` (each ``(m, k, k)``) with ``R`` the no-means resolvent."""

@@ -391,8 +391,24 @@ class MixtureModel:
         return V[:, keep]
 
     def _full_rank(self, a: int, rtol: float = RANK_RTOL) -> bool:
-        """Whether ``C_a`` has rank ``p`` in the sense of :meth:`ranks` (eigenvalues only)."""
-        w = scipy.linalg.eigvalsh(self._cov[a], check_finite=False)
+        """Whether ``C_a`` has rank ``p`` in the sense of :meth:`ranks` (eigenvalues only).
+
+        First a Cholesky factorisation of ``C_a - tau I`` (a sixth of the eigenvalues'
+        cost) with ``tau = (2 rtol + 2 (p + 1)^2 eps) b`` and ``b = ||C_a||_inf``, a bound
+        of the largest eigenvalue: a computed factor is exact for a perturbation of norm
+        at most about ``(p + 1)^2 eps b`` (Wilkinson), so when it succeeds every eigenvalue
+        of ``C_a`` exceeds ``rtol b`` and the answer is yes; when it fails, the eigenvalues
+        decide.
+        """
+        c = self._cov[a]
+        p = self._p
+        bound = float(np.max(np.sum(np.abs(c), axis=1)))  # >= the spectral radius
+        if bound > 0:
+            tau = 2.0 * (rtol + (p + 1) ** 2 * np.finfo(float).eps) * bound
+            _, info = scipy.linalg.lapack.dpotrf(c - tau * np.eye(p), lower=1, clean=0)
+            if info == 0:
+                return True
+        w = scipy.linalg.eigvalsh(c, check_finite=False)
         return bool(np.all(w > rtol * max(np.max(np.abs(w)), np.finfo(float).tiny)))
 
     def zero_mass(self) -> float:

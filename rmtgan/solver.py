@@ -139,7 +139,8 @@ def quadratic_tolerance(tol: float, scaled: bool = False) -> float:
 def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
            maxiter: int = 30, herglotz: bool = True, tol_quad: float = 0.0,
            fast_jac: bool = False, J0: np.ndarray | None = None, j0_err: float = np.inf,
-           refresh: bool = False, max_growth: int | None = None, tol_step: float = 0.0) -> _NewtonOut:
+           refresh: bool = False, max_growth: int | None = None, tol_step: float = 0.0,
+           last_step: bool = True) -> _NewtonOut:
     r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``: the one Newton loop of the library.
 
     The step solves ``(I - J) s = F`` with ``J = dt/ddelta`` (least squares where
@@ -186,6 +187,11 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         Relative error of ``J0``.
     max_growth : int, optional
         Abandon a point whose residual grows this many times in a row.
+    last_step : bool
+        ``False``: an accepted point is the evaluated iterate whose residual is at most
+        ``tol`` (its last step is not taken; ``tol_quad``, ``tol_step`` and the chord
+        criterion are not used), so that the data of its last evaluation are those of
+        the returned point.
 
     Returns
     -------
@@ -246,7 +252,10 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         # a small Newton step, not a least-squares one through a singular I - J
         small = (exact[active] & ~singular & (np.max(np.abs(step), axis=1) <= tol_step * size)
                  if tol_step > 0 else np.zeros(active.size, bool))
-        done = ((r <= tol_arr[active]) | ((r <= tol_quad) & good_j) | chord_ok | small) & ~bad
+        if last_step:
+            done = ((r <= tol_arr[active]) | ((r <= tol_quad) & good_j) | chord_ok | small) & ~bad
+        else:
+            done = (r <= tol_arr[active]) & ~bad
         new = d - step
         if herglotz:
             # a point not accepted whose step would leave the upper half plane is shortened
@@ -262,6 +271,8 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
             # the last step of an accepted point is taken in full and its imaginary parts
             # projected on [0, inf): the solution is there, so this only brings it closer
             new.imag[done] = np.maximum(new.imag[done], 0.0)
+        if not last_step:
+            new[done] = d[done]  # exactly the evaluated iterate
         fail = ~np.all(np.isfinite(new), axis=1) | (np.min(np.abs(1.0 + new), axis=1) == 0)
         bad |= fail
         done &= ~fail

@@ -808,8 +808,8 @@ def _perturbed_fill(monkeypatch, bump):
 
     real = ds.rational_interpolant
 
-    def perturbed(t, values, rtol):
-        f = real(t, values, rtol)
+    def perturbed(t, values, rtol, **kw):
+        f = real(t, values, rtol, **kw)
         scale = float(np.max(np.abs(values)))
         return lambda tq: f(tq) + bump(np.asarray(tq), t.size, scale)[:, None]
 
@@ -1097,3 +1097,30 @@ def test_monte_carlo_noncommuting():
     assert np.mean(np.abs(eig - qs)) <= 2.0 * width / n
     err = np.abs(np.mean(mz, axis=0) - spec.stieltjes(z))
     assert np.all(err <= spec.mean() / (n * z.imag ** 2))
+
+
+@pytest.mark.parametrize("fast_jac", [False, True])
+def test_contracted_fold_derivatives_against_full(model, fast_jac):
+    # along(v, w) = (w^T Dd, w^T Dx) from one product: against the contraction of the full
+    # second derivatives (both from single-precision products: 1e-6 relative), on both backends
+    from rmtgan.commuting import CommutingBackend
+
+    be = DenseBackend(model)
+    x, d, v, w = 3.0, np.array([0.2, 0.3, 0.1]), np.array([0.3, 0.5, 0.2]), np.array([1.2, 0.4, 0.7])
+    along = be.fold_point(x, d, fast_jac=fast_jac)[3]
+    Dd, Dx = along(v)
+    gd, gx = along(v, w)
+    np.testing.assert_allclose(gd, w @ Dd, rtol=1e-6, atol=1e-7 * np.abs(w @ Dd).max())
+    np.testing.assert_allclose(gx, w @ Dx, rtol=1e-6)
+    cm = outlier_model()
+    sup = gram_spectrum(cm, method="commuting").support
+    xc = 2.0 * sup[-1][1]
+    dc = solve(cm, np.array([xc + 0j]), method="commuting").delta[0].real
+    vc, wc = np.array([0.7, 0.3])[: cm.k], np.array([0.2, 0.9])[: cm.k]
+    Ddc, Dxc = CommutingBackend(cm).fold_point(xc, dc)[3](vc)
+    gdc, gxc = CommutingBackend(cm).fold_point(xc, dc)[3](vc, wc)
+    np.testing.assert_allclose(gdc, wc @ Ddc, rtol=1e-13)
+    np.testing.assert_allclose(gxc, wc @ Dxc, rtol=1e-13)
+    gds, gxs = DenseBackend(cm).fold_point(xc, dc)[3](vc, wc)
+    np.testing.assert_allclose(gds, gdc, rtol=1e-5, atol=1e-6 * np.abs(gdc).max())
+    np.testing.assert_allclose(gxs, gxc, rtol=1e-5)

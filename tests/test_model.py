@@ -473,3 +473,22 @@ def test_models_pickled_with_plain_class_labels_still_load():
     assert back.class_labels.tolist() == ["cat", "dog"] and not back.class_labels.flags.writeable
     again = pickle.loads(pickle.dumps(back))
     assert again.class_labels.tolist() == ["cat", "dog"] and again.fingerprint() == m.fingerprint()
+
+
+def test_full_rank_cholesky_shortcut_matches_the_eigenvalue_rule():
+    # _full_rank tries a Cholesky factorisation before the eigenvalues: its answer must be the
+    # eigenvalue rule's (smallest eigenvalue above RANK_RTOL of the largest) on both sides of
+    # the threshold, including where the shortcut cannot decide (then the eigenvalues do)
+    from rmtgan.model import RANK_RTOL
+
+    rng = np.random.default_rng(7)
+    p = 60
+    Q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    for low in (0.0, 0.5, 0.99, 1.01, 3.0, 1e3, 1e9):
+        lam = np.linspace(1.0, 2.0, p)
+        lam[0] = low * RANK_RTOL * 2.0
+        C = (Q * lam) @ Q.T
+        C = 0.5 * (C + C.T)
+        m = MixtureModel(np.zeros((2, p)), np.stack([C, np.eye(p)]), [p, p])
+        w = np.linalg.eigvalsh(C)
+        assert m._full_rank(0) == bool(np.all(w > RANK_RTOL * np.max(np.abs(w)))), low
