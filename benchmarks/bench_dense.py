@@ -4,12 +4,14 @@ Model: k = 3 classes, random non-commuting covariances ``C_a = Q_a diag(l_a) Q_a
 (Haar ``Q_a``, spectra uniform on [0.5, 2] times 1, 1.5, 2), n_a = (1, 1.5, 2) p.
 
 * ``test_p400_ratio``: the library's full job -- support, atom, certified expansion,
-  then the density at 64 points, at the default ``tol = 1e-12`` -- against the baseline of
+  then the density at 64 points -- against the baseline of
   :mod:`benchmarks._baseline_fixed_point` (damping 0.5, tolerance 1e-6 on delta,
-  eta = 1e-5, warm starts) on the same 64 points, in the same run.  The per-point
-  ratio must be at least ``MIN_RATIO`` (the issue's target; see docs/dense.md for
-  why it is not reached at 64 points).  The same job at ``tol = 1e-6`` (the
-  baseline's own tolerance) is timed and printed too, not asserted.
+  eta = 1e-5, warm starts) on the same 64 points, in the same run.  Asserted: at the
+  baseline's tolerance (``tol = 1e-6``) the median of three runs is at least
+  ``MIN_RATIO`` (the issue's target) times faster per point, and its density is at least
+  as accurate as the baseline's against exact solves at the 64 points (the worst
+  relative error).  The library's default ``tol = 1e-12`` is timed and printed, not
+  asserted (about 30x: docs/benchmarks.md).  Each run builds on a fresh model object.
 * ``test_p1024_full_spectrum``: support + 256-point density at p = 1024; reports the
   time, the evaluation counts and the share of the CPU time (all threads) inside
   LAPACK/BLAS (``slow``).
@@ -95,38 +97,55 @@ def _one_blas_thread():
         yield
 
 
+def _best_of(runs: int, model_of, n_points: int, tol=None, workers=None):
+    """``runs`` timings of :func:`_ours`, each on a fresh model object (nothing cached on it)."""
+    out = [_ours(model_of(), n_points, tol=tol, workers=workers) for _ in range(runs)]
+    times = sorted(o[3] for o in out)
+    return out[0], times[0], times[len(times) // 2]
+
+
+def _worst_relative_error(dens: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.max(np.abs(dens - exact) / exact))
+
+
 def test_p400_ratio(capsys):
-    model = random_model(400)
     gram_spectrum(random_model(40, seed=1))  # compile the numba kernels outside the timing
-    spec, x, dens, t_ours, t_build = _ours(model, 64)
+    # the same job at the baseline's tolerance (1e-6 on delta), three runs: the median is asserted
+    (spec6, x, dens6, _, _), best6, t6 = _best_of(3, lambda: random_model(400), 64, tol=1e-6)
+    assert spec6.success and spec6.method == "dense" and spec6._interp_certified, spec6.message
+    # the library's default (tol = 1e-12) and, for the record, on one worker thread
+    (spec, _, dens, _, t_build), best, t_ours = _best_of(3, lambda: random_model(400), 64)
     assert spec.success and spec.method == "dense", spec.message
-    one, _, dens1, t_one, _ = _ours(model, 64, workers=1)  # for the record: one thread
+    where = _where(spec)  # before the exact solves below add to its counts
+    one, _, dens1, t_one, _ = _ours(random_model(400), 64, workers=1)
     np.testing.assert_array_equal(dens1, dens)
     # the baseline on the same 64 points (warm starts from the previous point); it is not
     # charged for locating the support, which only favours it
-    sub = x
+    model = random_model(400)
     t0 = time.perf_counter()
-    ref, its = fixed_point_density(model, sub)
+    ref, its = fixed_point_density(model, x)
     t_base = time.perf_counter() - t0
-    per_ours, per_base = t_ours / x.size, t_base / sub.size
-    ratio = per_base / per_ours
-    # for the record: the same job at the baseline's own tolerance (1e-6 on delta)
-    spec6, _, dens6, t6, _ = _ours(model, 64, tol=1e-6)
-    assert spec6.success and spec6._interp_certified
-    np.testing.assert_allclose(dens6, dens, rtol=1e-6)
-    # what is timed is right: eta = 1e-5 smoothing is far below the tolerance used here
+    per_base = t_base / x.size
+    ratio6, ratio = t_base / t6, t_base / t_ours
+    # what is compared is the same job: against exact solves at the 64 points, the density
+    # at tol = 1e-6 is at least as accurate as the baseline's (whose eta = 1e-5 smooths it
+    # next to the square-root edges), and the default's within the interpolant's certificate
+    exact = spec.density(x, exact=True)
+    err6, err_base = _worst_relative_error(dens6, exact), _worst_relative_error(ref, exact)
+    assert err6 <= err_base, (err6, err_base)
     inner = slice(4, -4)  # eta = 1e-5 smoothing is visible next to the square-root edges
     np.testing.assert_allclose(ref[inner], dens[inner], rtol=1e-3)
+    np.testing.assert_allclose(dens6, dens, rtol=1e-6)
     with capsys.disabled():
-        print(f"\n[bench_dense] p=400 k=3: ours {t_ours:.2f} s for support + 64 points "
-              f"(build {t_build:.2f} s; {_where(spec)}) -> {per_ours * 1e3:.1f} ms/point; "
-              f"baseline {t_base:.2f} s for {sub.size} points ({int(its.sum())} inverses) -> "
-              f"{per_base * 1e3:.0f} ms/point; ratio {ratio:.1f} (limit {MIN_RATIO:.0f}); the density "
-              f"is then free, so the ratio reaches {MIN_RATIO:.0f} from about "
-              f"{int(np.ceil(MIN_RATIO * t_ours / per_base))} points on; on one thread {t_one:.2f} s, "
-              f"ratio {t_base / t_one:.1f}; at tol = 1e-6 (the baseline's) "
-              f"{t6:.2f} s, {spec6._backend.n_evaluations} evaluations, ratio {t_base / t6:.1f}")
-    assert ratio >= MIN_RATIO, f"dense path only {ratio:.1f}x faster per point than fixed-point iteration"
+        print(f"\n[bench_dense] p=400 k=3, support + 64 points: baseline {t_base:.2f} s "
+              f"({int(its.sum())} inverses, {per_base * 1e3:.0f} ms/point, worst relative error "
+              f"{err_base:.1e}); ours at tol = 1e-6: median {t6:.3f} s (best {best6:.3f} s; "
+              f"{spec6._backend.n_evaluations} evaluations; worst relative error {err6:.1e}) -> ratio "
+              f"{ratio6:.1f} (limit {MIN_RATIO:.0f}); at the default tol = 1e-12: median {t_ours:.3f} s "
+              f"(best {best:.3f} s, build {t_build:.2f} s; {where}) -> ratio {ratio:.1f}, "
+              f"{MIN_RATIO:.0f} from about {int(np.ceil(MIN_RATIO * t_ours / per_base))} points on; "
+              f"on one thread {t_one:.2f} s, ratio {t_base / t_one:.1f}")
+    assert ratio6 >= MIN_RATIO, f"dense path only {ratio6:.1f}x faster per point than fixed-point iteration"
 
 
 @pytest.mark.slow

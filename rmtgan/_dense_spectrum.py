@@ -71,13 +71,16 @@ CERT_RTOL = 1e-9
 #: a real point counts as inside the support when ``Im delta`` exceeds this (relative).
 INSIDE_RTOL = 1e-9
 #: a point of a walk outside the support is the first Newton iterate whose residual is at
-#: most this: no step is taken after it, so its fold data are those of its last evaluation
-#: (no inverse of their own).  Its error, at most ``|(I - J)^{-1}|`` times this, steers
-#: the walk only (predictors, the fold's first guess); the edges themselves are solved by
-#: the fold Newton to 1e-13.  (An unverified step from a residual of 1e-4 instead broke
-#: the walk on the reproduction's model: near a fold, where ``I - J`` is nearly singular,
-#: one Newton step from there is far from quadratic accuracy.)
-WALK_TOL = 1e-6
+#: most ``WALK_TOL`` -- or, on the first two walks (from the upper bound and from
+#: ``x < 0``), whose Newton step, its error to first order (the residual amplified by
+#: ``(I - J)^{-1}``), is at most ``WALK_STEP`` (relative): no step is taken after it, so
+#: its fold data are those of its last evaluation (no inverse of their own).  That error
+#: steers the walk only (predictors, the fold's first guess); the edges themselves are
+#: solved by the fold Newton to 1e-13.  The step's test on every walk broke one across a
+#: gap of a ``wiggly()`` test model next to a near-cusp (a walk then ended on another
+#: edge); a residual of 1e-4 without it broke one next to a fold, where ``I - J`` is
+#: nearly singular, as an unverified Newton step from there did on the reproduction's model.
+WALK_TOL, WALK_STEP = 1e-6, 1e-4
 #: from this many Lobatto nodes on, the next level's new nodes may be filled from a rational
 #: interpolant of the current ones (:meth:`_Expansion._fill`).
 RATIONAL_FROM = 17
@@ -126,7 +129,7 @@ class _Gap(_Fallback):
 # --------------------------------------------------------------------------- Newton
 def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 12, tol_quad: float = 0.0,
                  J0: np.ndarray | None = None, j0_err: float = np.inf, refresh: bool = False,
-                 last_step: bool = True, tol_step: float = 0.0):
+                 last_step: bool = True, tol_step: float = 0.0, single_first: bool = False):
     """:func:`rmtgan.solver.newton` as the dense build uses it.
 
     Jacobians from single-precision products (``fast_jac``: they steer the steps;
@@ -138,7 +141,7 @@ def chord_newton(be, z: np.ndarray, d0: np.ndarray, tol: float, maxiter: int = 1
     """
     out = newton(be, z, d0, tol=tol, maxiter=maxiter, tol_quad=tol_quad, fast_jac=True, J0=J0,
                  j0_err=j0_err, refresh=refresh, max_growth=2, last_step=last_step,
-                 tol_step=tol_step)
+                 tol_step=tol_step, single_first=single_first)
     return out.delta, out.converged, out.jac, out.tz
 
 
@@ -190,24 +193,27 @@ class _Walker:
         U = self.upper
         d0 = -self.spec._traces / U
         d, conv, _, _ = chord_newton(self.be, np.array([U + 0j]), d0[None].astype(complex), WALK_TOL, 40,
-                                     last_step=False)
+                                     last_step=False, tol_step=WALK_STEP)
         if not conv[0] or np.any(np.abs(d[0].imag) > 0):
             raise _Fallback("no real solution at the upper bound")
         return fold_data(self.be, U, d[0].real)
 
-    def walk_out(self, fd, x_floor: float, origin: float | None = None):
+    def walk_out(self, fd, x_floor: float, origin: float | None = None, first: bool = False):
         """From a point of the physical real branch walk left to the next fold (``None``: none)."""
-        return self.walk(fd, -1, x_floor, origin)
+        return self.walk(fd, -1, x_floor, origin, first)
 
-    def walk(self, fd, direction: int, x_stop: float, origin: float | None = None):
+    def walk(self, fd, direction: int, x_stop: float, origin: float | None = None, first: bool = False):
         """Follow the physical real branch from ``fd`` (left: ``direction=-1``, right: ``+1``) to a fold.
 
         ``origin``: the fold the walk starts next to; the distance from it at most
         doubles per step, so a narrow gap is not stepped across before the fold at its
         other end is predicted (inside the next interval there can be real,
         non-physical solutions that pass every local test).  Returns the fold data,
-        or ``None`` when ``x_stop`` is passed first.
+        or ``None`` when ``x_stop`` is passed first.  ``first``: the walk from the upper
+        bound or from ``x < 0``, whose points may also be accepted on their Newton step
+        (:data:`WALK_STEP`).
         """
+        step_tol = WALK_STEP if first else 0.0
         prev_est = None
         for _ in range(200):
             x, d = fd["x"], fd["d"]
@@ -249,7 +255,8 @@ class _Walker:
                 else:
                     pred = d + (target - x) * fd["dd"]
                 dn, conv, _, _ = chord_newton(self.be, np.array([target + 0j]), pred[None].astype(complex),
-                                              WALK_TOL, 10, last_step=False)
+                                              WALK_TOL, 10, last_step=False,
+                                              tol_step=step_tol)
                 if conv[0] and np.all(dn[0].imag == 0):
                     # the predictor's error is second order on the branch; a distant real root
                     # (another branch) is not accepted
@@ -280,14 +287,14 @@ class _Walker:
         xL = -0.5 * x_hi
         d0 = -self.spec._traces / xL
         d, conv, _, _ = chord_newton(self.be, np.array([xL + 0j]), d0[None].astype(complex), WALK_TOL, 40,
-                                     last_step=False)
+                                     last_step=False, tol_step=WALK_STEP)
         if not conv[0] or np.any(d[0].imag != 0):
             return None
         fd = fold_data(self.be, xL, d[0].real)
         if not (fd["lam"] < 1.0 and np.all(fd["dd"] > 0) and np.all(np.isfinite(fd["dd"]))):
             return None
         try:
-            fa = self.walk(fd, +1, x_hi)
+            fa = self.walk(fd, +1, x_hi, first=True)
         except _Fallback:
             return None
         return fa if fa is not None and 0 < fa["x"] < x_hi else None
@@ -331,7 +338,8 @@ class _Walker:
             pred = np.where(pred.imag <= 0, pred.real + 1e-3j * np.abs(pred), pred)
             x = a + (b - a) * np.sin(th[idx]) ** 2
             dn, conv, J, tz = chord_newton(self.be, x + 0j, pred, self.tol, 12,
-                                           tol_quad=quadratic_tolerance(self.tol, scaled=True))
+                                           tol_quad=quadratic_tolerance(self.tol, scaled=True),
+                                           single_first=True)
             for j, i in enumerate(idx):
                 if conv[j] and not np.any(dn[j].imag > INSIDE_RTOL * (1 + np.abs(dn[j]))):
                     raise _Gap(x[j], dn[j].real, f"inside [{a:.6g}, {b:.6g}] ")
@@ -654,6 +662,81 @@ def _better_hermite(t, U, dU_dt, gerr: float, scale: float):
     return (ch, herr) if herr < 0.01 * gerr else (None, np.inf)
 
 
+def _rational_guess(t, U, dU_dt, tq, guess, gerr: float, scale: float):
+    """Guesses at ``tq`` from :func:`rational_hermite` and their error, when it beats ``guess``.
+
+    The error is estimated by the difference with the type ``(n - 1, n - 1)`` fit; the
+    rational guesses are taken when they are finite, within ten times the error ``gerr`` of
+    the polynomial ones ``guess`` (no pole between, a wild fit) and estimated better.
+    ``None`` otherwise, and when a slope is unknown.
+    """
+    if not np.all(np.isfinite(dU_dt)):
+        return None
+    n = t.size
+    f1, f2 = rational_hermite(t, U, dU_dt), rational_hermite(t, U, dU_dt, num=n - 1, den=n - 1)
+    if f1 is None or f2 is None:
+        return None
+    g1, g2 = f1(tq), f2(tq)
+    if not (np.all(np.isfinite(g1)) and np.all(np.isfinite(g2))):
+        return None
+    err = float(np.max(np.abs(g1 - g2))) / scale
+    if err < gerr and float(np.max(np.abs(g1 - guess))) <= 10.0 * gerr * scale:
+        return g1, max(err, 1e-16)
+    return None
+
+
+def _cheb_derivative_matrix(t: np.ndarray, deg: int) -> np.ndarray:
+    """``D[i, j] = T_j'(t_i)`` for ``j = 0..deg``."""
+    return cheb.chebval(t, cheb.chebder(np.eye(deg + 1))).T
+
+
+def rational_hermite(t: np.ndarray, values: np.ndarray, slopes: np.ndarray, num: int | None = None,
+                     den: int | None = None):
+    r"""Rational Hermite interpolants ``p/q`` of each column of ``values`` (``(n, k)``) and ``slopes``.
+
+    ``p`` and ``q`` (Chebyshev series of degrees ``num`` and ``den``, by default ``n``
+    and ``n - 1``: ``2n + 1`` coefficients for ``2n`` conditions) solve the linearised
+    conditions ``p(t_i) - u_i q(t_i) = 0`` and ``p'(t_i) - u_i q'(t_i) - u'_i q(t_i) = 0``
+    in the least-squares sense: the right singular vector of the smallest singular value
+    (the null vector when the system has one).  From the 9 nodes of a first Lobatto level,
+    with slopes from the Jacobians there, this predicts ``u(theta)`` at the nodes of the
+    next two levels to 2e-8-3e-8 on the benchmark models, where the polynomial Hermite
+    interpolant (degree ``2n - 1``) is off by 2e-6-9e-6.  Returns a function ``(m,) ->
+    (m, k)``, or ``None`` when a root of a denominator lies within ``1e-3`` of
+    ``[-1, 1]`` (a spurious pole, or a singularity so close that no interpolant of these
+    nodes will do; those of ``u(theta)`` lie about 0.5 away on the benchmark models) or the
+    fit is not finite.  Nothing here certifies the result: the caller checks it.
+    """
+    n, k = values.shape
+    num = n if num is None else num
+    den = n - 1 if den is None else den
+    Vp, Vq = cheb.chebvander(t, num), cheb.chebvander(t, den)
+    Dp, Dq = _cheb_derivative_matrix(t, num), _cheb_derivative_matrix(t, den)
+    parts = []
+    for c in range(k):
+        u, du = values[:, c][:, None], slopes[:, c][:, None]
+        M = np.vstack([np.hstack([Vp, -u * Vq]), np.hstack([Dp, -u * Dq - du * Vq])])
+        if not np.all(np.isfinite(M)):
+            return None
+        try:
+            coef = np.linalg.svd(M)[2][-1].conj()
+        except np.linalg.LinAlgError:
+            return None
+        pc, qc = coef[:num + 1], coef[num + 1:]
+        if not np.all(np.isfinite(coef)) or not np.any(qc):
+            return None
+        roots = cheb.chebroots(np.trim_zeros(qc, "b")) if np.count_nonzero(qc) > 1 else np.empty(0)
+        if np.any((np.abs(roots.imag) < 1e-3) & (np.abs(roots.real) < 1.0 + 1e-3)):
+            return None
+        parts.append((pc, qc))
+
+    def evaluate(tq: np.ndarray) -> np.ndarray:
+        tq = np.asarray(tq)
+        return np.stack([cheb.chebval(tq, pc) / cheb.chebval(tq, qc) for pc, qc in parts], axis=-1)
+
+    return evaluate
+
+
 def rational_interpolant(t: np.ndarray, values: np.ndarray, rtol: float, max_terms: int | None = None):
     r"""AAA rational approximants of each column of ``values`` (``(n, k)``) at points ``t``.
 
@@ -852,6 +935,10 @@ class _Expansion:
                                                self.judge_from):
                 break
             prev = tail
+            filled = self._fill(t, U, dth * DU, JJ, jx, DU, cJ, scale)
+            if filled is not None:  # the level that ends the series, from an interpolant
+                n, t, th, U, JJ, jx, DU = filled
+                continue
             n2 = 2 * n - 1
             t2 = lobatto(n2)
             new = np.arange(1, n2, 2)
@@ -861,11 +948,13 @@ class _Expansion:
                 guess, gerr = _chebval(t2[new], ch), herr
             else:
                 guess = _chebval(t2[new], cu)
+            better = _rational_guess(t, U, dth * DU, t2[new], guess, gerr, scale)
+            if better is not None:
+                guess, gerr = better
             # the Jacobian is analytic in theta too: once its expansion is accurate, a node
             # costs one inverse (chord step with the interpolated Jacobian, no products)
             jerr, jok = _jacobian_error(cJ)
-            J_new = _chebval(t2[new], cJ)
-            J0 = J_new if jok else None
+            J0 = _chebval(t2[new], cJ) if jok else None
             e = 10.0 * gerr  # the guesses' error, with a margin
             quad = quadratic_tolerance(self.spec.tol, scaled=True)
             if J0 is not None and jerr * e > 0.1 * self.spec.tol and e <= quad:
@@ -883,12 +972,7 @@ class _Expansion:
             # refreshed, so that the next level costs one inverse per node
             DU2 = np.empty((n2, k), complex)
             DU2[0::2] = DU
-            filled = self._fill(t, U, t2, th2, new, cJ, J_new, scale) if n >= RATIONAL_FROM else None
-            if filled is not None:
-                U2[new], JJ2[new], jx2[new], DU2[new] = filled
-            else:
-                U2[new], JJ2[new], jx2[new], DU2[new] = self.solve_nodes(th2[new], guess, J0, jerr,
-                                                                         refresh=True)
+            U2[new], JJ2[new], jx2[new], DU2[new] = self.solve_nodes(th2[new], guess, J0, jerr, refresh=True)
             if jx2.all():
                 cJ = lobatto_coefficients(JJ2)
             n, t, th, U, JJ, jx, DU = n2, t2, th2, U2, JJ2, jx2, DU2
@@ -898,62 +982,102 @@ class _Expansion:
         self.mass = float(dth * np.sum(cF[::2] * 2.0 / (1.0 - j ** 2)))
         return self
 
-    def _fill(self, t, U, t2, th2, new, cJ, J_new, scale: float):
-        """The new nodes of the next level from a rational interpolant of this one, or ``None``.
+    def _fill(self, t, U, DUt, JJ, jx, DU, cJ, scale: float):
+        """The level that ends the series from an interpolant of this one, or ``None``.
 
         ``u(theta)`` is analytic, but the singularities of its continuation lie close to
         the interval, so its Chebyshev coefficients decay slowly (by about 0.6 per degree
-        on the benchmark model), while an AAA rational approximant of the same nodes is
-        about as accurate as the polynomial through twice as many (1e-13 against 6e-10
-        from 33 nodes there).  The rational values are taken for the next level only when
+        on the benchmark model), while rational interpolants of the same nodes are far
+        more accurate: from 9 nodes with their slopes (``DUt``, ``du/dt``), a
+        :func:`rational_hermite` interpolant is within 2e-8-3e-8 at the nodes of the next
+        two levels, where the polynomial is off by 1e-4; from 33 nodes an AAA approximant
+        (:func:`rational_interpolant`) is within 1e-13 at the 32 new nodes of the next
+        level, where the polynomial through them is off by 6e-10.  The interpolants are
+        tried in that order (the rational Hermite one when every slope is known, the AAA
+        one from :data:`RATIONAL_FROM` nodes on, in three sizes, ``(n + 1) / 2``, two and
+        three fewer: near the 1e-12 target the greedy fit's error varies irregularly with
+        its size, 2e-13 to 1.5e-12 at 14 to 17 support points from 33 nodes of the
+        benchmark model), each for the next level and the one after, and their values
+        are taken for the new nodes of a level only when
 
-        * the level they complete is resolved (its tail below the target), so that the
-          expansion ends there;
-        * at the midpoints of that level the rational and the polynomial through the
-          completed level agree to the target (no pole of the rational, a Froissart
-          doublet among them, between nodes); the greedy fit's error near the 1e-12
-          target varies irregularly with its size (2e-13 to 1.5e-12 at 14 to 17 support
-          points from 33 nodes of the benchmark model), so up to three sizes are tried,
-          ``(n + 1) / 2``, two and three fewer, and the first that passes is checked by:
+        * that level is resolved (its tail below the target), so that the expansion ends
+          there;
+        * at its midpoints the interpolant and the polynomial through the completed level
+          agree to the target (no pole of the interpolant, a Froissart doublet among
+          them, between nodes);
         * the exact solves of that level's certificate (:meth:`_certificate`, at
-          midpoints between its nodes) match the rational to the target; they are then
+          midpoints between its nodes) match the interpolant to the target; they are then
           the level's certificate too, so the fill costs no extra solve.
 
-        ``J_new``: ``cJ``'s interpolant at the new nodes.  Returns ``u``, ``J`` (that
-        interpolant, exact at no node), exactness flags and ``du/dtheta`` (unknown:
-        ``NaN``) at the new nodes, as :meth:`solve_nodes`.
+        Returns the completed level as ``n, t, theta, u, J, exact, du/dtheta`` (at the
+        new nodes ``J`` interpolates ``cJ``, exact nowhere, and ``du/dtheta`` is ``NaN``).
         """
         target = self.tols["tail"]
-        n2 = t2.size
-        tm = np.cos((np.arange(n2 - 1) + 0.5) * np.pi / (n2 - 1))
-        half = (t.size + 1) // 2
-        for terms in (half, half - 2, half - 3):
-            pred_at = rational_interpolant(t, U, max(1e-2 * target, 1e-14), max_terms=terms)
+        n, k = U.shape
+        rtol = max(1e-2 * target, 1e-14)
+
+        def predictors():
+            if np.all(np.isfinite(DUt)):
+                yield rational_hermite(t, U, DUt)
+            if n >= RATIONAL_FROM:
+                half = (n + 1) // 2
+                for terms in (half, half - 2, half - 3):
+                    yield rational_interpolant(t, U, rtol, max_terms=terms)
+
+        chosen, exact = None, None  # exact: the level and the u values of the first certificate
+        for pred_at in predictors():
             if pred_at is None:
                 continue
-            pred = pred_at(t2[new])
-            if not np.all(np.isfinite(pred)):
-                continue
-            U2 = np.empty((n2,) + U.shape[1:], complex)
-            U2[0::2] = U
-            U2[new] = pred
-            cu2 = lobatto_coefficients(U2)
-            if (max(_tail(cu2), _tail(lobatto_coefficients(self.F(th2, U2)))) <= target
-                    and np.max(np.abs(pred_at(tm) - _chebval(tm, cu2))) <= target * scale):
+            for step in (2, 4):  # the next level, and the one after
+                n2 = (n - 1) * step + 1
+                if n2 > self.max_nodes:
+                    break
+                t2 = lobatto(n2)
+                new = np.setdiff1d(np.arange(n2), np.arange(0, n2, step))
+                U2 = np.empty((n2, k), complex)
+                U2[0::step] = U
+                U2[new] = pred_at(t2[new])
+                if not np.all(np.isfinite(U2)):
+                    break
+                th2 = self._th(t2)
+                cu2 = lobatto_coefficients(U2)
+                if max(_tail(cu2), _tail(lobatto_coefficients(self.F(th2, U2)))) > target:
+                    continue  # not resolved at this level: perhaps at the next
+                tm = np.cos((np.arange(n2 - 1) + 0.5) * np.pi / (n2 - 1))
+                if not np.max(np.abs(pred_at(tm) - _chebval(tm, cu2))) <= target * scale:
+                    break
+                # the certificate's exact solves, at midpoints of the completed level, check
+                # the interpolant; a later candidate for the same level is checked against
+                # the same solves
+                if exact is None:
+                    try:
+                        cert, err, ue = self._certificate(n2, cu2, cJ, pred_at)
+                    except _Gap:
+                        raise  # a point outside the support: a gap, whatever the guess
+                    except _Fallback:
+                        return None  # Newton did not settle from the guess: solve the level
+                    exact = (n2, ue)
+                elif exact[0] == n2:
+                    cert, err = self._judge(self._certificate_points(n2), cu2, pred_at, exact[1])
+                else:
+                    break
+                if err <= target:
+                    chosen = (step, n2, t2, th2, new, U2)
                 break
-        else:
+            if chosen is not None:
+                break
+        if chosen is None:
             return None
-        # the certificate's exact solves, at midpoints of the completed level, check the rational
-        try:
-            cert, err = self._certificate(n2, cu2, cJ, pred_at)
-        except _Gap:
-            raise  # a point outside the support: a gap, whatever the guess
-        except _Fallback:
-            return None  # Newton did not settle from the rational's guess: solve the level
-        if not err <= target:
-            return None
+        step, n2, t2, th2, new, U2 = chosen
         self._cert = (n2, cert)
-        return pred, J_new, np.zeros(new.size, bool), np.full(pred.shape, np.nan, complex)
+        JJ2 = np.empty((n2, k, k), complex)
+        JJ2[0::step] = JJ
+        JJ2[new] = _chebval(t2[new], cJ)
+        jx2 = np.zeros(n2, bool)
+        jx2[0::step] = jx
+        DU2 = np.full((n2, k), np.nan, complex)
+        DU2[0::step] = DU
+        return n2, t2, th2, U2, JJ2, jx2, DU2
 
     def F(self, th, U):
         x = self.x_of(th)
@@ -968,26 +1092,40 @@ class _Expansion:
             self._cert = (self.n, self._certificate(self.n, self.cu, self.cJ, self.cu)[0])
         return self._cert[1]
 
-    def _certificate(self, n: int, cu: np.ndarray, cJ: np.ndarray, guess) -> tuple[float, float]:
-        """The certificate of the Lobatto series ``cu`` of ``n`` nodes, and the error of ``guess``.
+    def _certificate_points(self, n: int) -> np.ndarray:
+        """Lobatto coordinates of up to seven midpoints between ``n`` nodes, spread over the range."""
+        j = np.unique(np.linspace(1, n - 3, 7).astype(int))
+        return np.cos((j + 0.5) * np.pi / (n - 1))
+
+    def _judge(self, tm: np.ndarray, cu: np.ndarray, guess, ue: np.ndarray) -> tuple[float, float]:
+        """:func:`certificate_error` of the density ``cu`` serves at ``tm`` against exact ``u`` values
+        ``ue``, and the largest error of ``guess`` (a function of ``t``) there relative to ``max |cu|``."""
+        x = self.x_of(self._th(tm))
+        cert = certificate_error(self.spec._rho_from_u(x, _chebval(tm, cu)), self.spec._rho_from_u(x, ue))
+        return cert, float(np.max(np.abs(guess(tm) - ue))) / float(np.max(np.abs(cu)))
+
+    def _certificate(self, n: int, cu: np.ndarray, cJ: np.ndarray, guess):
+        """The certificate of the Lobatto series ``cu`` of ``n`` nodes, the error of ``guess``, exact ``u``.
 
         Exact solves (chord steps with the interpolated Jacobian ``cJ``, from ``guess``:
-        Chebyshev coefficients or a function of the Lobatto coordinate) at up to seven
-        midpoints between the nodes, spread over the range (Runge-type errors peak
-        there).  Returns the :func:`certificate_error` of the density ``cu`` serves and the
-        largest error of ``guess`` at those points relative to ``max |cu|``.
+        Chebyshev coefficients or a function of the Lobatto coordinate) at
+        :meth:`_certificate_points` (Runge-type errors peak between nodes).  Returns the
+        :func:`certificate_error` of the density ``cu`` serves, the largest error of
+        ``guess`` at those points relative to ``max |cu|``, and the exact ``u`` there.
         """
-        j = np.unique(np.linspace(1, n - 3, 7).astype(int))
-        tm = np.cos((j + 0.5) * np.pi / (n - 1))
+        tm = self._certificate_points(n)
         th = self._th(tm)
-        ui = _chebval(tm, cu)
-        ug = ui if guess is cu else guess(tm)
+        if guess is cu:
+            guess = lambda tq: _chebval(tq, cu)  # noqa: E731
         jerr, jok = _jacobian_error(cJ)
-        J0 = _chebval(tm, cJ) if jok else None
-        ue = self.solve_nodes(th, ug, J0, jerr)[0]
-        x = self.x_of(th)
-        cert = certificate_error(self.spec._rho_from_u(x, ui), self.spec._rho_from_u(x, ue))
-        return cert, float(np.max(np.abs(ug - ue))) / float(np.max(np.abs(cu)))
+        if jok:
+            ue = self.solve_nodes(th, guess(tm), _chebval(tm, cJ), jerr)[0]
+        else:
+            # no usable Jacobian to step with: a guess that is already a solution costs one
+            # evaluation without products, any other point takes the exact Jacobian next
+            ue = self.solve_nodes(th, guess(tm), np.zeros((tm.size, cJ.shape[1], cJ.shape[2]), complex),
+                                  np.inf, refresh=True)[0]
+        return (*self._judge(tm, cu, guess, ue), ue)
 
     def panel(self) -> Panel:
         return Panel(self.lo, self.hi, self.cF, self.cu, self.mass, self.tail)
@@ -1218,7 +1356,7 @@ def build_dense(spec) -> bool:
         return expand(fa, fb, level9=level9)
 
     def rightmost():
-        fb = walker.walk_out(walker.start(), x_floor)
+        fb = walker.walk_out(walker.start(), x_floor, first=True)
         if fb is None:
             raise _Fallback("no edge found below the upper bound")
         return fb

@@ -83,8 +83,10 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
     Unknowns ``(delta, x)`` are real; the Jacobian of the system is
     ``[[I - J, -dt/dx], [d lambda/d delta, d lambda/dx]]`` with
     ``d lambda = l^T dJ r`` (Perron vectors, ``l^T r = 1``): ``J`` and ``dt/dx`` in
-    double precision, the second derivatives behind ``d lambda`` from the backend
-    (single-precision products on the dense one, about 1e-7 relative: they change
+    double precision once the residual is below 1e-2 (before that, from the backend's
+    fast products, about 1e-7 relative on the dense one), the second derivatives behind
+    ``d lambda`` from the backend (single-precision products on the dense one, about
+    1e-7 relative: they change
     the rate of convergence, not the root).  Steps are damped to keep ``x`` in
     ``[lo, hi]`` (to ``1e-9`` of its width: a start on the bracket's end is common).
     Converged at an iterate whose residual (``F`` relative to ``max(1, |delta|)``, and
@@ -100,7 +102,9 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
     slack = 1e-9 * max(hi - lo, 1e-16 * xs)
     last = np.inf
     for _ in range(maxiter):
-        fd = fold_data(be, x, d, exact=True, count=False)
+        # far from the fold (residual above 1e-2) single-precision products steer as well
+        exact = last <= 1e-2
+        fd = fold_data(be, x, d, exact=exact, count=False)
         F = fd["F"]
         g = fd["lam"] - 1.0
         res = _residual(fd)
@@ -117,7 +121,7 @@ def fold_newton(be, x0: float, d0: np.ndarray, lo: float, hi: float, scale: floa
             return None
         if not np.all(np.isfinite(step)):
             return None
-        if res <= 1e-13:
+        if res <= 1e-13 and exact:
             fd["neg"] = be.negative_count(x, d)
             return fd
         if res > 4 * last and res > 1e-6:

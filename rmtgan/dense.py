@@ -68,6 +68,9 @@ __all__ = ["DenseBackend", "InversionError", "negative_count", "symmetric_invers
 
 #: relative probe residual ``|A R v - v| / (|A|_F |R v| + |v|)`` above which an inverse is rejected.
 PROBE_RTOL = 1e-7
+#: the same for a single-precision inverse (:meth:`DenseBackend.evaluate` with ``single``):
+#: above it the point is evaluated in double precision instead.
+PROBE_RTOL_SINGLE = 1e-5
 
 #: smallest ``p`` at which a batch of points is spread over worker threads.  Below it
 #: one thread is as fast (measured, 2 cores: p = 64 no gain, p = 128 1.8x).
@@ -103,9 +106,11 @@ try:  # LAPACK >= 3.3; present in every SciPy that ships cython_lapack
     _SYTRI2 = {np.dtype(np.complex128): _cython_lapack_function("zsytri2"),
                np.dtype(np.float64): _cython_lapack_function("dsytri2")}
     _GETRF = {np.dtype(np.complex128): _cython_lapack_function("zgetrf", 6),
-              np.dtype(np.float64): _cython_lapack_function("dgetrf", 6)}
+              np.dtype(np.float64): _cython_lapack_function("dgetrf", 6),
+              np.dtype(np.complex64): _cython_lapack_function("cgetrf", 6)}
     _GETRI = {np.dtype(np.complex128): _cython_lapack_function("zgetri", 7),
-              np.dtype(np.float64): _cython_lapack_function("dgetri", 7)}
+              np.dtype(np.float64): _cython_lapack_function("dgetri", 7),
+              np.dtype(np.complex64): _cython_lapack_function("cgetri", 7)}
     _POTRF = _cython_lapack_function("dpotrf", 5)
     _POTRI = _cython_lapack_function("dpotri", 5)
 except Exception:  # pragma: no cover - very old SciPy
@@ -221,7 +226,7 @@ def _fill_upper(a):  # pragma: no cover - compiled
             a[j, i] = a[i, j]
 
 
-def _probe_ok(A: np.ndarray, R: np.ndarray) -> bool:
+def _probe_ok(A: np.ndarray, R: np.ndarray, rtol: float = PROBE_RTOL) -> bool:
     """Cheap ``O(p^2)`` check of an inverse: ``|A (R v) - v|`` for a fixed random ``v``."""
     p = A.shape[0]
     v = np.cos(np.arange(p) * 0.7548776662466927 + 0.3)  # deterministic, no RNG state
@@ -229,7 +234,7 @@ def _probe_ok(A: np.ndarray, R: np.ndarray) -> bool:
     if not np.all(np.isfinite(y)):
         return False
     res = np.linalg.norm(A @ y - v)
-    return bool(res <= PROBE_RTOL * (np.linalg.norm(A) * np.linalg.norm(y) + np.linalg.norm(v)))
+    return bool(res <= rtol * (np.linalg.norm(A) * np.linalg.norm(y) + np.linalg.norm(v)))
 
 
 def symmetric_inverse(A: np.ndarray, *, method: str = "getri") -> np.ndarray:
@@ -485,6 +490,7 @@ def _warm_kernels() -> None:
             Q = np.ones((k, p, p), cdt)
             _pair_traces(Q, np.empty((k, k), rdt))
             _cross_traces(Q, np.ones((p, p), rdt), np.empty(k, rdt))
+            _cross_traces(Q, np.ones((p, p), cdt), np.empty(k, rdt))  # single-precision R
         # second derivatives: single-precision products, double accumulation, strided output
         Q = np.ones((k, p, p), np.float32)
         _cross_traces(Q, np.ones((p, p), np.float32), np.empty(k))
@@ -497,7 +503,7 @@ def _warm_kernels() -> None:
 
 def _as_real_view(R: np.ndarray) -> np.ndarray:
     """``(p, p)`` complex C-contiguous -> ``(p, 2p)`` real view (Re/Im interleaved by column)."""
-    return R.view(np.float64)
+    return R.view(np.float32 if R.dtype == np.complex64 else np.float64)
 
 
 # --------------------------------------------------------------------------- backend
@@ -747,14 +753,43 @@ class DenseBackend:
             return last[2]
         return None
 
-    def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False):
+    def _single_resolvent(self, z: complex, delta: np.ndarray) -> np.ndarray | None:
+        """``R(z)`` from a single-precision LU inverse (``complex64``), or ``None``.
+
+        ``None`` when ``A`` is real (the Cholesky inverse is cheap already), its entries
+        are not all within ``2^{+-40}`` (``A`` or ``R`` near the range of single precision),
+        ``A`` is singular, or the inverse fails the probe check at
+        :data:`PROBE_RTOL_SINGLE`.  Not cached.
+        """
+        A = self.matrix(z, np.asarray(delta))
+        top = float(np.max(np.abs(A))) if np.iscomplexobj(A) else 0.0
+        if not 2.0 ** -40 < top < 2.0 ** 40:  # real, or A or R near single precision's range
+            return None
+        A32 = A.astype(np.complex64)
+        t0 = time.thread_time()
+        R = _lu_inverse(A32)
+        ok = R is not None and _probe_ok(A32, R, PROBE_RTOL_SINGLE)
+        self._count(seconds=time.thread_time() - t0)
+        return R if ok else None
+
+    def _point(self, z: complex, d: np.ndarray, jac: bool, fast_jac: bool = False, single: bool = False):
+        if single and fast_jac:
+            R = self._single_resolvent(z, d)
+            if R is not None:
+                return self._from_resolvent(z, d, R, jac, True)
         if jac:
             # the same point again (a walk's point is the Newton iterate whose data it then
             # reads): no inverse, no products
             last = self._last_point(z, d, fast_jac)
             if last is not None:
                 return last
-        R = self.resolvent(z, d)
+        out = self._from_resolvent(z, d, self.resolvent(z, d), jac, fast_jac)
+        if jac:
+            self._local.point = (_cache_key(z, d), fast_jac, out)
+        return out
+
+    def _from_resolvent(self, z: complex, d: np.ndarray, R: np.ndarray, jac: bool, fast_jac: bool):
+        """``t``, ``J``, ``dt/dz``, ``R`` and the products ``Q_a = C_a R`` (``None`` without ``jac``)."""
         p, k = self.p, self.k
         if np.iscomplexobj(R):
             if not jac or fast_jac:
@@ -768,20 +803,20 @@ class DenseBackend:
             return t, None, None, R, None
         Q = self._products(R, fast_jac)
         self._count(jacobians=1)
-        pair = np.empty((k, k), R.dtype)
-        tz = np.empty(k, R.dtype)
+        acc = np.result_type(R.dtype, np.float64)  # traces accumulate in double precision
+        pair = np.empty((k, k), acc)
+        tz = np.empty(k, acc)
         _pair_traces(Q, pair)
         _cross_traces(Q, R, tz)  # tr(Q_a R)
         if not fast_jac:
             t = np.trace(Q, axis1=1, axis2=2) / p
         e = self.c / (1.0 + d) ** 2
         J = pair * e[None, :] / p
-        out = (t, J, tz / p, R, Q)
-        self._local.point = (_cache_key(z, d), fast_jac, out)
-        return out
+        return t, J, tz / p, R, Q
 
     # ------------------------------------------------------------------ API
-    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False,
+                 single: bool = False):
         r"""``t (m,k)``, ``dt/ddelta (m,k,k)`` and ``dt/dz (m,k)`` at each point.
 
         With ``jac=False`` only ``t`` is computed (no matrix products) and the
@@ -789,7 +824,12 @@ class DenseBackend:
         run in single precision (``sgemm``): ``dt/ddelta`` and
         ``dt/dz`` are then accurate to about ``1e-7`` relative, enough for Newton
         steps and predictors, while ``t`` stays in double precision (so does every
-        residual, hence every solution).
+        residual, hence every solution).  With ``single=True`` as well, a complex
+        point's inverse is in single precision too (half the time), so that ``t`` is
+        accurate to about ``1e-7`` times the condition number of ``A``: for a first
+        Newton step from a guess, never for a residual that decides convergence.  A
+        point whose single-precision inverse fails its probe check
+        (:data:`PROBE_RTOL_SINGLE`) is evaluated in double precision.
         """
         z = np.asarray(z, np.complex128)
         delta = np.asarray(delta, np.complex128)
@@ -798,7 +838,7 @@ class DenseBackend:
         J = np.empty((m, k, k), np.complex128) if jac else None
         tz = np.empty((m, k), np.complex128) if jac else None
         def one(j):
-            tj, Jj, tzj, _, _ = self._point(z[j], _real_if_real(z[j], delta[j]), jac, fast_jac)
+            tj, Jj, tzj, _, _ = self._point(z[j], _real_if_real(z[j], delta[j]), jac, fast_jac, single)
             t[j] = tj
             if jac:
                 J[j] = Jj

@@ -117,6 +117,11 @@ class _NewtonOut:
     tz: np.ndarray  # dt/dz likewise
 
 
+#: below this residual a single-precision evaluation (``newton(single_first=True)``) takes no
+#: step: its own error may be as large (the dense backend's single-precision probe check).
+ROUGH_RESIDUAL = 1e-5
+
+
 def quadratic_tolerance(tol: float, scaled: bool = False) -> float:
     r"""Residual at which one more exact Newton step is enough for ``tol``.
 
@@ -140,7 +145,7 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
            maxiter: int = 30, herglotz: bool = True, tol_quad: float = 0.0,
            fast_jac: bool = False, J0: np.ndarray | None = None, j0_err: float = np.inf,
            refresh: bool = False, max_growth: int | None = None, tol_step: float = 0.0,
-           last_step: bool = True) -> _NewtonOut:
+           last_step: bool = True, single_first: bool = False) -> _NewtonOut:
     r"""Batched Newton iterations on ``F(delta) = delta - t(delta)``: the one Newton loop of the library.
 
     The step solves ``(I - J) s = F`` with ``J = dt/ddelta`` (least squares where
@@ -189,9 +194,17 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         Abandon a point whose residual grows this many times in a row.
     last_step : bool
         ``False``: an accepted point is the evaluated iterate whose residual is at most
-        ``tol`` (its last step is not taken; ``tol_quad``, ``tol_step`` and the chord
-        criterion are not used), so that the data of its last evaluation are those of
-        the returned point.
+        ``tol``, or whose Newton step (its error, to first order) is at most ``tol_step``
+        as above; that step is not taken (``tol_quad`` and the chord criterion are not
+        used), so that the data of its last evaluation are those of the returned point.
+
+    single_first : bool
+        Evaluate each point's first iterate with ``single=True`` (a dense backend's
+        single-precision inverse, with ``fast_jac``): for starting guesses far from
+        the solution in the sense of the tolerance, whose first step only needs to be
+        roughly right; no step is taken from a residual below :data:`ROUGH_RESIDUAL`,
+        and every later evaluation, hence every residual that accepts a point, is in
+        double precision.
 
     Returns
     -------
@@ -223,8 +236,10 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         need, light = active[~chord[active]], active[chord[active]]
         t = np.empty((m, k), np.complex128)
         exact = np.zeros(m, bool)
+        rough = single_first and fast_jac and not iters[active].any()  # the first evaluation
         if need.size:
-            t[need], jac[need], tz[need] = backend.evaluate(z[need], delta[need], fast_jac=fast_jac)
+            kw = {"single": True} if rough else {}
+            t[need], jac[need], tz[need] = backend.evaluate(z[need], delta[need], fast_jac=fast_jac, **kw)
             juse[need] = jac[need]
             exact[need] = True
             jerr[need] = 0.0
@@ -252,10 +267,12 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         # a small Newton step, not a least-squares one through a singular I - J
         small = (exact[active] & ~singular & (np.max(np.abs(step), axis=1) <= tol_step * size)
                  if tol_step > 0 else np.zeros(active.size, bool))
-        if last_step:
+        if rough:  # a single-precision residual accepts nothing
+            done = np.zeros(active.size, bool)
+        elif last_step:
             done = ((r <= tol_arr[active]) | ((r <= tol_quad) & good_j) | chord_ok | small) & ~bad
         else:
-            done = (r <= tol_arr[active]) & ~bad
+            done = ((r <= tol_arr[active]) | small) & ~bad
         new = d - step
         if herglotz:
             # a point not accepted whose step would leave the upper half plane is shortened
@@ -273,6 +290,11 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
             new.imag[done] = np.maximum(new.imag[done], 0.0)
         if not last_step:
             new[done] = d[done]  # exactly the evaluated iterate
+        if rough:
+            # a residual below the single-precision evaluation's own accuracy (its probe
+            # check) carries no step worth taking: the point is evaluated again as it is
+            still = r <= ROUGH_RESIDUAL
+            new[still] = d[still]
         fail = ~np.all(np.isfinite(new), axis=1) | (np.min(np.abs(1.0 + new), axis=1) == 0)
         bad |= fail
         done &= ~fail

@@ -138,11 +138,12 @@ class TorchDenseBackend(DenseBackend):
         return Q
 
     # ------------------------------------------------------------------ API
-    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False,
+                 single: bool = False):
         r"""``t``, ``dt/ddelta``, ``dt/dz`` at each point (batched on the device); see the base class.
 
-        ``fast_jac`` is accepted for the common interface; products on the device stay in
-        double precision.
+        ``fast_jac`` and ``single`` are accepted for the common interface; inverses and
+        products on the device stay in double precision.
         """
         torch = self._torch
         z = np.asarray(z, np.complex128)
