@@ -769,6 +769,7 @@ def rational_interpolant(t: np.ndarray, values: np.ndarray, rtol: float, max_ter
         with np.errstate(all="ignore"):
             return np.stack([r(tq) for r in parts], axis=-1)
 
+    evaluate.aaa = True  # what _Expansion._fill tells apart
     return evaluate
 
 
@@ -934,8 +935,8 @@ class _Expansion:
             if n >= self.max_nodes or hopeless(tail, prev, n, self.tols["plateau"], self.max_nodes,
                                                self.judge_from):
                 break
+            filled = self._fill(t, U, dth * DU, JJ, jx, DU, cJ, scale) if self._may_fill(tail, prev) else None
             prev = tail
-            filled = self._fill(t, U, dth * DU, JJ, jx, DU, cJ, scale)
             if filled is not None:  # the level that ends the series, from an interpolant
                 n, t, th, U, JJ, jx, DU = filled
                 continue
@@ -982,6 +983,22 @@ class _Expansion:
         self.mass = float(dth * np.sum(cF[::2] * 2.0 / (1.0 - j ** 2)))
         return self
 
+    def _may_fill(self, tail: float, prev: float) -> bool:
+        """Whether the series may be resolved within two more levels, judged from its tail's decay.
+
+        A tail decaying like ``exp(-alpha n)`` squares its ratio ``tail / prev`` with each
+        doubling of ``n`` (:func:`hopeless`): the tail two levels on is about
+        ``tail r^2 r^4`` with ``r = tail / prev``.  A fill (:meth:`_fill`) is only tried when
+        that is within a thousand times the target (always on the first level, which has
+        no ratio): its interpolants cost little, but on models with many panels (the
+        reproduction's) most levels are far from resolved and the fits added up to a
+        tenth of the build's time.
+        """
+        if not (0.0 < prev < np.inf):
+            return True
+        r = min(tail / prev, 1.0)
+        return tail * r ** 6 <= 1e3 * self.tols["tail"]
+
     def _fill(self, t, U, DUt, JJ, jx, DU, cJ, scale: float):
         """The level that ends the series from an interpolant of this one, or ``None``.
 
@@ -1022,12 +1039,16 @@ class _Expansion:
             if n >= RATIONAL_FROM:
                 half = (n + 1) // 2
                 for terms in (half, half - 2, half - 3):
+                    if terms != half and not resolved_by_aaa:
+                        return  # the first size's levels were not resolved: nor will the others'
                     yield rational_interpolant(t, U, rtol, max_terms=terms)
 
         chosen, exact = None, None  # exact: the level and the u values of the first certificate
+        resolved_by_aaa = False
         for pred_at in predictors():
             if pred_at is None:
                 continue
+            aaa = getattr(pred_at, "aaa", False)
             for step in (2, 4):  # the next level, and the one after
                 n2 = (n - 1) * step + 1
                 if n2 > self.max_nodes:
@@ -1043,6 +1064,7 @@ class _Expansion:
                 cu2 = lobatto_coefficients(U2)
                 if max(_tail(cu2), _tail(lobatto_coefficients(self.F(th2, U2)))) > target:
                     continue  # not resolved at this level: perhaps at the next
+                resolved_by_aaa |= aaa
                 tm = np.cos((np.arange(n2 - 1) + 0.5) * np.pi / (n2 - 1))
                 if not np.max(np.abs(pred_at(tm) - _chebval(tm, cu2))) <= target * scale:
                     break

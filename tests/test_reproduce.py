@@ -138,3 +138,40 @@ def test_rejected_run_leaves_no_output_folder(tmp_path, option, words, capsys):
     assert info.value.code == 2
     assert words in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_runs_on_one_blas_thread_unless_told(monkeypatch):
+    # the command limits BLAS to one thread (the library's worker threads supply the
+    # parallelism), except where the environment chooses a count
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from rmtgan import cli
+
+    for name in cli.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+    monkeypatch.setattr(cli, "build_parser", lambda: _FakeParser(seen))
+    with threadpool_limits(limits=2, user_api="blas"):  # whatever the test run's setting
+        outside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        assert outside and max(outside) == 2
+        cli.main([])
+        assert seen[0] == [1] * len(outside)
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        cli.main([])
+        assert seen[1] == outside  # untouched
+
+
+class _FakeParser:
+    def __init__(self, seen):
+        self.seen = seen
+
+    def parse_args(self, argv):
+        import argparse
+
+        from threadpoolctl import threadpool_info
+
+        def func(args):
+            self.seen.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+            return 0
+
+        return argparse.Namespace(func=func)
