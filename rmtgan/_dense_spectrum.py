@@ -769,7 +769,6 @@ def rational_interpolant(t: np.ndarray, values: np.ndarray, rtol: float, max_ter
         with np.errstate(all="ignore"):
             return np.stack([r(tq) for r in parts], axis=-1)
 
-    evaluate.aaa = True  # what _Expansion._fill tells apart
     return evaluate
 
 
@@ -1035,20 +1034,19 @@ class _Expansion:
 
         def predictors():
             if np.all(np.isfinite(DUt)):
-                yield rational_hermite(t, U, DUt)
+                yield False, rational_hermite(t, U, DUt)
             if n >= RATIONAL_FROM:
                 half = (n + 1) // 2
                 for terms in (half, half - 2, half - 3):
                     if terms != half and not resolved_by_aaa:
                         return  # the first size's levels were not resolved: nor will the others'
-                    yield rational_interpolant(t, U, rtol, max_terms=terms)
+                    yield True, rational_interpolant(t, U, rtol, max_terms=terms)
 
         chosen, exact = None, None  # exact: the level and the u values of the first certificate
         resolved_by_aaa = False
-        for pred_at in predictors():
+        for aaa, pred_at in predictors():
             if pred_at is None:
                 continue
-            aaa = getattr(pred_at, "aaa", False)
             for step in (2, 4):  # the next level, and the one after
                 n2 = (n - 1) * step + 1
                 if n2 > self.max_nodes:
