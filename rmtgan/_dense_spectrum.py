@@ -1138,13 +1138,10 @@ class _Expansion:
         if guess is cu:
             guess = lambda tq: _chebval(tq, cu)  # noqa: E731
         jerr, jok = _jacobian_error(cJ)
-        if jok:
-            ue = self.solve_nodes(th, guess(tm), _chebval(tm, cJ), jerr)[0]
-        else:
-            # no usable Jacobian to step with: a guess that is already a solution costs one
-            # evaluation without products, any other point takes the exact Jacobian next
-            ue = self.solve_nodes(th, guess(tm), np.zeros((tm.size, cJ.shape[1], cJ.shape[2]), complex),
-                                  np.inf, refresh=True)[0]
+        # chord steps with the interpolated Jacobian; when that is too rough to rely on, a
+        # guess that is already a solution still costs one evaluation without products, and
+        # any other point takes the exact Jacobian at its second evaluation
+        ue = self.solve_nodes(th, guess(tm), _chebval(tm, cJ), jerr, refresh=not jok)[0]
         return (*self._judge(tm, cu, guess, ue), ue)
 
     def panel(self) -> Panel:

@@ -49,11 +49,12 @@ class CommutingBackend:
         self.mm = np.ascontiguousarray(np.moveaxis(mm, 0, -1))  # (k, k, q)
         self.n_evaluations = 0
 
-    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False):
+    def evaluate(self, z: np.ndarray, delta: np.ndarray, *, jac: bool = True, fast_jac: bool = False,
+                 single: bool = False):
         """Return ``t (m,k)``, ``dt/ddelta (m,k,k)``, ``dt/dz (m,k)`` at each point.
 
-        ``jac`` and ``fast_jac`` are accepted for the common interface: the kernel is
-        exact and cheap, and always returns the derivatives.
+        ``jac``, ``fast_jac`` and ``single`` are accepted for the common interface: the
+        kernel is exact (double precision) and cheap, and always returns the derivatives.
         """
         m = z.shape[0]
         t = np.empty((m, self.k), np.complex128)

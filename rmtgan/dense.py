@@ -776,6 +776,7 @@ class DenseBackend:
         if single and fast_jac:
             R = self._single_resolvent(z, d)
             if R is not None:
+                self._local.point = None
                 return self._from_resolvent(z, d, R, jac, True)
         if jac:
             # the same point again (a walk's point is the Newton iterate whose data it then
@@ -784,9 +785,18 @@ class DenseBackend:
             if last is not None:
                 return last
         out = self._from_resolvent(z, d, self.resolvent(z, d), jac, fast_jac)
-        if jac:
+        # kept for real points only (a walk's, whose fold data are read next), read-only so
+        # that no caller changes what a later hit returns; a complex point drops it
+        self._local.point = None
+        if jac and not np.iscomplexobj(out[3]):
+            for a in out:
+                a.flags.writeable = False
             self._local.point = (_cache_key(z, d), fast_jac, out)
         return out
+
+    def release(self) -> None:
+        """Drop every thread's cached resolvents and products (memory: ``(k + 2) p^2`` numbers each)."""
+        self._local = threading.local()
 
     def _from_resolvent(self, z: complex, d: np.ndarray, R: np.ndarray, jac: bool, fast_jac: bool):
         """``t``, ``J``, ``dt/dz``, ``R`` and the products ``Q_a = C_a R`` (``None`` without ``jac``)."""

@@ -259,7 +259,9 @@ class GramSpectrum:
             from rmtgan._dense_spectrum import build_dense
 
             with _progress(self._backend, self.progress, "gram_spectrum"):
-                if build_dense(self):
+                built = build_dense(self)
+                self._backend.release()  # the walks' cached resolvents and products
+                if built:
                     return
                 upper, prefix = getattr(self, "_dense_prefix", (None, []))
                 self._generic(n_scan, max_refine, upper=upper, prefix=prefix)

@@ -1165,6 +1165,10 @@ def test_newton_single_first_accepts_only_on_double_residuals(model):
     be = DenseBackend(model)
     out = newton(be, z, exact, tol=1e-12, fast_jac=True, single_first=True)
     assert out.converged.all() and np.all(out.iterations == 2)
+    # at a loose tol a single-precision residual (about 1e-7 here) would pass both tol and
+    # the quadratic acceptance: it must not be the one that accepts
+    out = newton(DenseBackend(model), z, exact, tol=1e-6, tol_quad=1e-5, fast_jac=True, single_first=True)
+    assert out.converged.all() and np.all(out.iterations == 2)
     guess = exact * (1.0 + 1e-3)
     plain = newton(DenseBackend(model), z, guess, tol=1e-12, fast_jac=True)
     rough = newton(DenseBackend(model), z, guess, tol=1e-12, fast_jac=True, single_first=True)
@@ -1267,8 +1271,13 @@ def test_newton_returns_the_evaluated_iterate_without_a_last_step(model):
     assert r == pytest.approx(out.residual[0], rel=1e-6) and r <= 1e-6
     assert r > 1e-15  # not the solution polished by one more step
     before = be.n_evaluations
-    be.fold_point(x, out.delta[0].real, fast_jac=True)
+    t, J, tz, _ = be.fold_point(x, out.delta[0].real, fast_jac=True)
     assert be.n_evaluations == before
+    with pytest.raises(ValueError):  # what a later cache hit returns cannot be changed
+        J[0, 0] = 0.0
+    be.release()
+    be.fold_point(x, out.delta[0].real, fast_jac=True)
+    assert be.n_evaluations == before + 1
     step = newton(DenseBackend(model), np.array([x + 0j]), d0, tol=1e-300, fast_jac=True, last_step=False,
                   tol_step=1e-4)
     assert step.converged[0] and step.residual[0] > 1e-300
