@@ -29,11 +29,12 @@ few hundred evaluations, most of them in real arithmetic:
 3. **expansion** -- on ``[a, b]`` with ``x = a + (b - a) sin^2 theta``,
    ``u_a = 1/(1 + delta_a)`` is analytic in ``theta``; it is sampled on nested
    Chebyshev--Lobatto nodes (9, 17, 33, ...; both edges are nodes with known
-   values) solved in batches by Newton from the previous level (its Hermite
-   interpolant when every node has a slope), until the coefficients decay; the new
-   nodes of a level that would end the series are taken from an AAA rational
-   approximant of the previous level instead of solved, when exact solves confirm it
-   (:meth:`_Expansion._fill`); a range they do not resolve is halved in ``theta``
+   values) solved in batches by Newton from the previous level (its rational or
+   polynomial Hermite interpolant when every node has a slope), until the coefficients
+   decay; the new nodes of the level or two that would end the series are taken from a
+   rational interpolant of the current level (rational Hermite, or AAA) instead of
+   solved, when exact solves confirm it (:meth:`_Expansion._fill`); a range they do
+   not resolve is halved in ``theta``
    recursively, each half a series of its own started from its parent's
    interpolants (:func:`lobatto_panels`);
 4. **certificate** -- the masses must add up to ``1 - atom`` (else the walk goes
