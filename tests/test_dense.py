@@ -1281,3 +1281,17 @@ def test_newton_returns_the_evaluated_iterate_without_a_last_step(model):
     step = newton(DenseBackend(model), np.array([x + 0j]), d0, tol=1e-300, fast_jac=True, last_step=False,
                   tol_step=1e-4)
     assert step.converged[0] and step.residual[0] > 1e-300
+
+
+def test_sweep_guesses_through_the_walks_outside_points(monkeypatch):
+    # the walks' last points outside the edges, as points of u at complex theta, make the
+    # sweep's first guesses better: fewer evaluations for the same spectrum
+    import rmtgan._dense_spectrum as ds
+
+    m = noncommuting(7, p=60)
+    with_points = gram_spectrum(m, method="dense")
+    monkeypatch.setattr(ds, "outside_point", lambda *a, **k: None)
+    without = gram_spectrum(m, method="dense")
+    assert with_points.n_evaluations < without.n_evaluations
+    x = np.concatenate([np.linspace(a, b, 40)[1:-1] for a, b in without.support])
+    np.testing.assert_allclose(with_points.density(x), without.density(x), rtol=1e-9)
