@@ -590,6 +590,11 @@ def _chebval(t: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out.reshape(t.shape + c.shape[1:])
 
 
+def _cheb_derivative_matrix(t: np.ndarray, deg: int) -> np.ndarray:
+    """``D[i, j] = T_j'(t_i)`` for ``j = 0..deg``."""
+    return cheb.chebval(t, cheb.chebder(np.eye(deg + 1))).T
+
+
 def hermite_coefficients(t: np.ndarray, values: np.ndarray, slopes: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients (``2n`` along axis 0) of the interpolant of values and slopes at ``t``.
 
@@ -601,7 +606,7 @@ def hermite_coefficients(t: np.ndarray, values: np.ndarray, slopes: np.ndarray) 
     n = t.size
     N = 2 * n
     V = cheb.chebvander(t, N - 1)
-    Vd = cheb.chebval(t, cheb.chebder(np.eye(N))).T  # Vd[i, j] = T_j'(t_i)
+    Vd = _cheb_derivative_matrix(t, N - 1)
     rhs = np.concatenate([values, slopes]).reshape(N, -1)
     c = np.linalg.solve(np.vstack([V, Vd]), rhs)
     return c.reshape((N,) + values.shape[1:])
@@ -663,19 +668,20 @@ def _better_hermite(t, U, dU_dt, gerr: float, scale: float):
     return (ch, herr) if herr < 0.01 * gerr else (None, np.inf)
 
 
-def _rational_guess(t, U, dU_dt, tq, guess, gerr: float, scale: float):
-    """Guesses at ``tq`` from :func:`rational_hermite` and their error, when it beats ``guess``.
+def _rational_guess(f1, t, U, dU_dt, tq, guess, gerr: float, scale: float):
+    """Guesses at ``tq`` from ``f1``, the :func:`rational_hermite` fit of ``t, U, dU_dt``, and
+    their error, when it beats ``guess``.
 
     The error is estimated by the difference with the type ``(n - 1, n - 1)`` fit; the
     rational guesses are taken when they are finite, within ten times the error ``gerr`` of
     the polynomial ones ``guess`` (no pole between, a wild fit) and estimated better.
-    ``None`` otherwise, and when a slope is unknown.
+    ``None`` otherwise, and when ``f1`` is (no fit, or a slope unknown).
     """
-    if not np.all(np.isfinite(dU_dt)):
+    if f1 is None:
         return None
     n = t.size
-    f1, f2 = rational_hermite(t, U, dU_dt), rational_hermite(t, U, dU_dt, num=n - 1, den=n - 1)
-    if f1 is None or f2 is None:
+    f2 = rational_hermite(t, U, dU_dt, num=n - 1, den=n - 1)
+    if f2 is None:
         return None
     g1, g2 = f1(tq), f2(tq)
     if not (np.all(np.isfinite(g1)) and np.all(np.isfinite(g2))):
@@ -684,11 +690,6 @@ def _rational_guess(t, U, dU_dt, tq, guess, gerr: float, scale: float):
     if err < gerr and float(np.max(np.abs(g1 - guess))) <= 10.0 * gerr * scale:
         return g1, max(err, 1e-16)
     return None
-
-
-def _cheb_derivative_matrix(t: np.ndarray, deg: int) -> np.ndarray:
-    """``D[i, j] = T_j'(t_i)`` for ``j = 0..deg``."""
-    return cheb.chebval(t, cheb.chebder(np.eye(deg + 1))).T
 
 
 def rational_hermite(t: np.ndarray, values: np.ndarray, slopes: np.ndarray, num: int | None = None,
@@ -935,7 +936,9 @@ class _Expansion:
             if n >= self.max_nodes or hopeless(tail, prev, n, self.tols["plateau"], self.max_nodes,
                                                self.judge_from):
                 break
-            filled = self._fill(t, U, dth * DU, JJ, jx, DU, cJ, scale) if self._may_fill(tail, prev) else None
+            # the rational Hermite fit of this level, once: for a fill, else for the guesses
+            rh = rational_hermite(t, U, dth * DU) if np.all(np.isfinite(DU)) else None
+            filled = self._fill(t, U, rh, JJ, jx, DU, cJ, scale) if self._may_fill(tail, prev) else None
             prev = tail
             if filled is not None:  # the level that ends the series, from an interpolant
                 n, t, th, U, JJ, jx, DU = filled
@@ -949,7 +952,7 @@ class _Expansion:
                 guess, gerr = _chebval(t2[new], ch), herr
             else:
                 guess = _chebval(t2[new], cu)
-            better = _rational_guess(t, U, dth * DU, t2[new], guess, gerr, scale)
+            better = _rational_guess(rh, t, U, dth * DU, t2[new], guess, gerr, scale)
             if better is not None:
                 guess, gerr = better
             # the Jacobian is analytic in theta too: once its expansion is accurate, a node
@@ -999,15 +1002,16 @@ class _Expansion:
         r = min(tail / prev, 1.0)
         return tail * r ** 6 <= 1e3 * self.tols["tail"]
 
-    def _fill(self, t, U, DUt, JJ, jx, DU, cJ, scale: float):
+    def _fill(self, t, U, rh, JJ, jx, DU, cJ, scale: float):
         """The level that ends the series from an interpolant of this one, or ``None``.
 
         ``u(theta)`` is analytic, but the singularities of its continuation lie close to
         the interval, so its Chebyshev coefficients decay slowly (by about 0.6 per degree
         on the benchmark model), while rational interpolants of the same nodes are far
-        more accurate: from 9 nodes with their slopes (``DUt``, ``du/dt``), a
-        :func:`rational_hermite` interpolant is within 2e-8-3e-8 at the nodes of the next
-        two levels, where the polynomial is off by 1e-4; from 33 nodes an AAA approximant
+        more accurate: from 9 nodes with their slopes, a :func:`rational_hermite`
+        interpolant (``rh``, ``None`` when a slope is unknown or the fit failed) is within
+        2e-8-3e-8 at the nodes of the next two levels, where the polynomial is off by
+        1e-4; from 33 nodes an AAA approximant
         (:func:`rational_interpolant`) is within 1e-13 at the 32 new nodes of the next
         level, where the polynomial through them is off by 6e-10.  The interpolants are
         tried in that order (the rational Hermite one when every slope is known, the AAA
@@ -1034,8 +1038,7 @@ class _Expansion:
         rtol = max(1e-2 * target, 1e-14)
 
         def predictors():
-            if np.all(np.isfinite(DUt)):
-                yield False, rational_hermite(t, U, DUt)
+            yield False, rh
             if n >= RATIONAL_FROM:
                 half = (n + 1) // 2
                 for terms in (half, half - 2, half - 3):

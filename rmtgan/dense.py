@@ -778,15 +778,10 @@ class DenseBackend:
             if R is not None:
                 self._local.point = None
                 return self._from_resolvent(z, d, R, jac, True)
-        if jac:
-            # the same point again (a walk's point is the Newton iterate whose data it then
-            # reads): no inverse, no products
-            last = self._last_point(z, d, fast_jac)
-            if last is not None:
-                return last
         out = self._from_resolvent(z, d, self.resolvent(z, d), jac, fast_jac)
-        # kept for real points only (a walk's, whose fold data are read next), read-only so
-        # that no caller changes what a later hit returns; a complex point drops it
+        # kept for real points only (a walk's, whose fold data :meth:`fold_point` reads
+        # next), read-only so that no caller changes what a later hit returns; a complex
+        # point drops it
         self._local.point = None
         if jac and not np.iscomplexobj(out[3]):
             for a in out:
@@ -871,10 +866,12 @@ class DenseBackend:
         """
         d = np.asarray(delta, np.float64)
         z = float(x) + 0j
-        fresh = self._last_point(z, d, fast_jac) is None
-        t, J, tz, R, Q = self._point(z, d, True, fast_jac)
-        if fresh:
+        # a walk's point is the Newton iterate whose data are read here: no inverse, no products
+        point = self._last_point(z, d, fast_jac)
+        if point is None:
+            point = self._point(z, d, True, fast_jac)
             self._tick(1)
+        t, J, tz, R, Q = point
         J = J.real
 
         def along(v, w=None):

@@ -197,7 +197,6 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
         ``tol``, or whose Newton step (its error, to first order) is at most ``tol_step``
         as above; that step is not taken (``tol_quad`` and the chord criterion are not
         used), so that the data of its last evaluation are those of the returned point.
-
     single_first : bool
         Evaluate each point's first iterate with ``single=True`` (a dense backend's
         single-precision inverse, with ``fast_jac``): for starting guesses far from
@@ -230,13 +229,13 @@ def newton(backend, z: np.ndarray, delta0: np.ndarray, *, tol=DEFAULT_TOL,
     grew = np.zeros(m, np.int64)
     active = np.flatnonzero(np.all(np.isfinite(delta), axis=1))
     eye = np.eye(k)
-    for _ in range(maxiter):
+    for it in range(maxiter):
         if active.size == 0:
             break
         need, light = active[~chord[active]], active[chord[active]]
         t = np.empty((m, k), np.complex128)
         exact = np.zeros(m, bool)
-        rough = single_first and fast_jac and not iters[active].any()  # the first evaluation
+        rough = single_first and fast_jac and it == 0  # the first evaluation
         if need.size:
             kw = {"single": True} if rough else {}
             t[need], jac[need], tz[need] = backend.evaluate(z[need], delta[need], fast_jac=fast_jac, **kw)
